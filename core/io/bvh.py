@@ -1,0 +1,291 @@
+"""BVH reading and writing (.bvh and .bvh.gz), any channel order, End Sites, any frame time.
+
+Every problem with a file raises BVHError naming the file, the line and the problem, so a user
+who feeds the add-on a broken export learns exactly what to fix.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.motion.motion import Motion
+from core.motion.skeleton import POSITION_CHANNELS, ROTATION_CHANNELS, Skeleton
+from core.ops.rotations import axis_quat, quat_mul, quat_to_euler
+
+_VALID_CHANNELS = {c.lower(): c for c in POSITION_CHANNELS + ROTATION_CHANNELS}
+
+
+class BVHError(ValueError):
+    """A BVH file could not be read: ``path``, ``line`` (1-based, or None) and ``problem``."""
+
+    def __init__(self, path, line, problem):
+        self.path, self.line, self.problem = str(path), line, problem
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass
+class _Lines:
+    """The file's lines with a cursor, skipping blank lines, for the hierarchy parser."""
+
+    path: str
+    lines: list[str]
+    pos: int = 0
+
+    def next(self, expect: str) -> tuple[int, list[str]]:
+        while self.pos < len(self.lines):
+            self.pos += 1
+            tokens = self.lines[self.pos - 1].split()
+            if tokens:
+                return self.pos, tokens
+        raise BVHError(self.path, len(self.lines), f"file ends early: expected {expect}")
+
+
+def read_bvh(path) -> Motion:
+    """Read a .bvh or .bvh.gz file into a Motion (quaternions; positions in file units)."""
+    path = os.fspath(path)
+    try:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except (OSError, EOFError) as e:
+        raise BVHError(path, None, f"cannot read file: {e}") from e
+    return parse_bvh(text, path)
+
+
+def parse_bvh(text: str, path: str = "<string>") -> Motion:
+    """Parse BVH text; ``path`` is only used in error messages."""
+    lines = _Lines(path, text.splitlines())
+    lineno, tokens = lines.next("HIERARCHY")
+    if tokens[0].upper() != "HIERARCHY":
+        raise BVHError(path, lineno, f"expected HIERARCHY, found {tokens[0]!r}")
+    skeleton = _parse_hierarchy(lines)
+    return _parse_motion(lines, skeleton)
+
+
+def _parse_hierarchy(lines: _Lines) -> Skeleton:
+    path = lines.path
+    names, parents, offsets, channels, end_sites = [], [], [], [], {}
+    lineno, tokens = lines.next("ROOT")
+    if tokens[0].upper() != "ROOT" or len(tokens) < 2:
+        raise BVHError(path, lineno, "expected 'ROOT <name>'")
+    stack = []  # joint index per open brace; None for an End Site
+    pending = ("ROOT", " ".join(tokens[1:]), -1, lineno)
+    while True:
+        if pending is not None:
+            kind, name, parent, decl_line = pending
+            pending = None
+            lineno, tokens = lines.next("'{'")
+            if tokens != ["{"]:
+                raise BVHError(path, lineno, f"expected '{{' after {kind} {name}, found {' '.join(tokens)!r}")
+            lineno, tokens = lines.next("OFFSET")
+            offset = _parse_offset(path, lineno, tokens)
+            if kind == "End Site":
+                end_sites[parent] = offset
+                stack.append(None)
+                continue
+            if name in names:
+                raise BVHError(path, decl_line, f"duplicate joint name {name!r}")
+            lineno, tokens = lines.next("CHANNELS")
+            names.append(name)
+            parents.append(parent)
+            offsets.append(offset)
+            channels.append(_parse_channels(path, lineno, tokens))
+            stack.append(len(names) - 1)
+            continue
+        lineno, tokens = lines.next("'}' or JOINT")
+        head = tokens[0].upper()
+        if head == "}":
+            stack.pop()
+            if not stack:
+                break
+        elif head == "JOINT" and len(tokens) >= 2:
+            if stack[-1] is None:
+                raise BVHError(path, lineno, "an End Site cannot have child joints")
+            pending = ("JOINT", " ".join(tokens[1:]), stack[-1], lineno)
+        elif head == "END" and len(tokens) >= 2 and tokens[1].upper() == "SITE":
+            if stack[-1] is None:
+                raise BVHError(path, lineno, "an End Site cannot have children")
+            pending = ("End Site", "", stack[-1], lineno)
+        else:
+            raise BVHError(path, lineno, f"unexpected {' '.join(tokens)!r} in HIERARCHY")
+    return Skeleton(tuple(names), tuple(parents), np.array(offsets), tuple(channels), end_sites)
+
+
+def _parse_offset(path, lineno, tokens) -> np.ndarray:
+    if tokens[0].upper() != "OFFSET" or len(tokens) != 4:
+        raise BVHError(path, lineno, f"expected 'OFFSET x y z', found {' '.join(tokens)!r}")
+    return _numbers(path, lineno, tokens[1:])
+
+
+def _parse_channels(path, lineno, tokens) -> tuple[str, ...]:
+    if tokens[0].upper() != "CHANNELS" or len(tokens) < 2:
+        raise BVHError(path, lineno, f"expected 'CHANNELS n ...', found {' '.join(tokens)!r}")
+    try:
+        count = int(tokens[1])
+    except ValueError:
+        raise BVHError(path, lineno, f"channel count {tokens[1]!r} is not an integer") from None
+    listed = tokens[2:]
+    if count != len(listed):
+        raise BVHError(path, lineno, f"CHANNELS says {count} channels but lists {len(listed)}")
+    unknown = [c for c in listed if c.lower() not in _VALID_CHANNELS]
+    if unknown:
+        raise BVHError(path, lineno, f"unknown channel name {unknown[0]!r}")
+    names = tuple(_VALID_CHANNELS[c.lower()] for c in listed)
+    if len(set(names)) != len(names):
+        raise BVHError(path, lineno, "a channel is listed twice")
+    return names
+
+
+def _numbers(path, lineno, tokens) -> np.ndarray:
+    try:
+        values = np.array([float(t) for t in tokens])
+    except ValueError:
+        bad = next(t for t in tokens if not _is_float(t))
+        raise BVHError(path, lineno, f"non-numeric value {bad!r}") from None
+    if not np.all(np.isfinite(values)):
+        raise BVHError(path, lineno, "value is NaN or infinite")
+    return values
+
+
+def _is_float(token: str) -> bool:
+    try:
+        float(token)
+        return True
+    except ValueError:
+        return False
+
+
+def _parse_header_value(lines: _Lines, key: str) -> tuple[int, str]:
+    lineno, tokens = lines.next(key)
+    text = " ".join(tokens)
+    if not text.lower().startswith(key.lower()):
+        raise BVHError(lines.path, lineno, f"expected '{key} ...', found {text!r}")
+    return lineno, text[len(key) :].strip()
+
+
+def _parse_motion(lines: _Lines, skeleton: Skeleton) -> Motion:
+    path = lines.path
+    lineno, tokens = lines.next("MOTION")
+    if tokens[0].upper() != "MOTION":
+        raise BVHError(path, lineno, f"expected MOTION after the hierarchy, found {tokens[0]!r}")
+    lineno, value = _parse_header_value(lines, "Frames:")
+    try:
+        num_frames = int(value)
+    except ValueError:
+        raise BVHError(path, lineno, f"frame count {value!r} is not an integer") from None
+    if num_frames <= 0:
+        raise BVHError(path, lineno, f"the file has {num_frames} frames; at least one is needed")
+    lineno, value = _parse_header_value(lines, "Frame Time:")
+    frame_time = _numbers(path, lineno, [value])[0] if value else 0.0
+    if frame_time <= 0:
+        raise BVHError(path, lineno, f"frame time must be positive, got {value!r}")
+
+    width = sum(len(c) for c in skeleton.channels)
+    first = lines.pos
+    rows = [i for i in range(first, len(lines.lines)) if lines.lines[i].strip()]
+    if len(rows) < num_frames:
+        raise BVHError(path, len(lines.lines), f"file declares {num_frames} frames but holds only {len(rows)}")
+    if len(rows) > num_frames:
+        raise BVHError(path, rows[num_frames] + 1, f"data beyond the {num_frames} declared frames")
+    block = " ".join(lines.lines[i] for i in rows)
+    try:
+        values = np.array(block.split(), dtype=np.float64)
+    except ValueError:
+        values = None
+    if values is None or values.size != num_frames * width or not np.all(np.isfinite(values)):
+        _raise_bad_frame(path, lines.lines, rows, width)
+    data = values.reshape(num_frames, width)
+    return _channels_to_motion(skeleton, data, 1.0 / frame_time)
+
+
+def _raise_bad_frame(path, all_lines, rows, width):
+    """Slow path, only for broken files: find the first bad frame line and say what is wrong."""
+    for i in rows:
+        tokens = all_lines[i].split()
+        if len(tokens) != width:
+            raise BVHError(path, i + 1, f"frame line has {len(tokens)} values, expected {width}")
+        _numbers(path, i + 1, tokens)
+    raise BVHError(path, None, "frame data could not be read")
+
+
+def _channels_to_motion(skeleton: Skeleton, data: np.ndarray, fps: float) -> Motion:
+    num_frames = data.shape[0]
+    rotations = np.empty((num_frames, skeleton.num_joints, 4))
+    positions = np.broadcast_to(skeleton.offsets, (num_frames, skeleton.num_joints, 3)).copy()
+    column = 0
+    for j, chans in enumerate(skeleton.channels):
+        q = np.zeros((num_frames, 4))
+        q[:, 0] = 1.0
+        for c in chans:
+            axis = "xyz".index(c[0].lower())
+            if c in POSITION_CHANNELS:
+                positions[:, j, axis] = data[:, column]
+            else:
+                q = quat_mul(q, axis_quat(c[0], np.radians(data[:, column])))
+            column += 1
+        rotations[:, j] = q
+    return Motion(skeleton, rotations, positions, fps)
+
+
+def motion_to_channels(motion: Motion) -> np.ndarray:
+    """The (F, channels) table a BVH file stores, rotations in degrees in each joint's order."""
+    skeleton = motion.skeleton
+    columns = []
+    for j, chans in enumerate(skeleton.channels):
+        order = skeleton.rotation_order(j)
+        euler = np.degrees(quat_to_euler(motion.rotations[:, j], order))
+        for c in chans:
+            axis = "xyz".index(c[0].lower())
+            if c in POSITION_CHANNELS:
+                columns.append(motion.positions[:, j, axis])
+            else:
+                columns.append(euler[:, order.index(c[0].upper())])
+    return np.stack(columns, -1) if columns else np.zeros((motion.num_frames, 0))
+
+
+def format_bvh(motion: Motion) -> str:
+    """BVH text for the motion, with enough digits that reading it back loses < 1e-6."""
+    skeleton = motion.skeleton
+    out = io.StringIO()
+    out.write("HIERARCHY\n")
+    children = {j: skeleton.children(j) for j in range(skeleton.num_joints)}
+
+    def write_joint(j: int, depth: int) -> None:
+        pad = "\t" * depth
+        keyword = "ROOT" if skeleton.parents[j] < 0 else "JOINT"
+        out.write(f"{pad}{keyword} {skeleton.names[j]}\n{pad}{{\n")
+        out.write(f"{pad}\tOFFSET {_fmt(skeleton.offsets[j])}\n")
+        chans = skeleton.channels[j]
+        out.write(f"{pad}\tCHANNELS {len(chans)}{''.join(' ' + c for c in chans)}\n")
+        for child in children[j]:
+            write_joint(child, depth + 1)
+        if j in skeleton.end_sites:
+            out.write(f"{pad}\tEnd Site\n{pad}\t{{\n{pad}\t\tOFFSET {_fmt(skeleton.end_sites[j])}\n{pad}\t}}\n")
+        out.write(f"{pad}}}\n")
+
+    roots = [j for j, p in enumerate(skeleton.parents) if p < 0]
+    if len(roots) != 1:
+        raise ValueError(f"BVH needs exactly one root joint; this skeleton has {len(roots)}")
+    write_joint(roots[0], 0)
+    out.write(f"MOTION\nFrames: {motion.num_frames}\nFrame Time: {1.0 / motion.fps:.10g}\n")
+    np.savetxt(out, motion_to_channels(motion), fmt="%.10g", delimiter=" ")
+    return out.getvalue()
+
+
+def _fmt(values) -> str:
+    return " ".join(f"{v:.10g}" for v in values)
+
+
+def write_bvh(motion: Motion, path) -> None:
+    """Write the motion as .bvh, or gzip-compressed when the path ends in .gz."""
+    path = os.fspath(path)
+    text = format_bvh(motion)
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "wt", encoding="utf-8") as f:
+        f.write(text)
