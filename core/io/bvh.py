@@ -201,7 +201,15 @@ def _parse_motion(lines: _Lines, skeleton: Skeleton) -> Motion:
     if values is None or values.size != num_frames * width or not np.all(np.isfinite(values)):
         _raise_bad_frame(path, lines.lines, rows, width)
     data = values.reshape(num_frames, width)
-    return _channels_to_motion(skeleton, data, 1.0 / frame_time)
+    return _channels_to_motion(skeleton, data, frame_rate(frame_time))
+
+
+def frame_rate(frame_time: float) -> float:
+    """Frames per second for a BVH frame time, snapped to the nearest whole rate when the file
+    merely rounded it (0.0333333 s is 30 fps, not 30.00003), so resampling stays frame-exact."""
+    fps = 1.0 / frame_time
+    whole = round(fps)
+    return float(whole) if whole > 0 and abs(fps - whole) <= 1e-4 * whole else fps
 
 
 def _raise_bad_frame(path, all_lines, rows, width):

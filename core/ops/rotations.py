@@ -80,8 +80,11 @@ def cross(a, b):
 def quat_angle(a, b):
     """Geodesic angle (radians) between rotations a and b, in [0, pi]."""
     xp = namespace(a)
-    d = xp.abs((a * b).sum(-1))
-    return 2.0 * xp.atan2(xp.sqrt(xp.clip(1.0 - d * d, 0.0, None)), d)
+    # From the relative rotation rather than acos-like 1 - dot**2, which cancels catastrophically
+    # near 0 (a floor of ~6e-8 rad in float64 and ~1e-3 rad in float32 for identical inputs).
+    r = quat_mul(quat_conj(a), b)
+    s = xp.sqrt((r[..., 1:] * r[..., 1:]).sum(-1))
+    return 2.0 * xp.atan2(s, xp.abs(r[..., 0]))
 
 
 def quat_to_matrix(q):
@@ -223,7 +226,7 @@ def quat_to_euler(q, order: str):
     eps = 1e-7
     at_zero = xp.abs(theta2) < eps
     at_pi = xp.abs(theta2 - math.pi) < eps
-    theta1 = xp.where(at_zero, 2.0 * half_sum, xp.where(at_pi, 2.0 * half_diff, half_sum - half_diff))
+    theta1 = xp.where(at_zero, 2.0 * half_sum, xp.where(at_pi, -2.0 * half_diff, half_sum - half_diff))
     theta3 = xp.where(at_zero | at_pi, xp.zeros_like(theta1), half_sum + half_diff)
     if not proper:
         theta3 = theta3 * sign
