@@ -1,0 +1,1 @@
+"""Motion representation, retargeting, models and the stylization runtime (no Blender imports)."""

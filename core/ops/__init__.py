@@ -1,0 +1,1 @@
+"""Operations on motion: rotations, kinematics, features, contacts, resampling, mirroring."""
