@@ -1,0 +1,1 @@
+"""Training outside Blender: datasets, contrastive encoders, diffusion, evaluation."""
