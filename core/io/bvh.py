@@ -189,6 +189,9 @@ def _parse_motion(lines: _Lines, skeleton: Skeleton) -> Motion:
     width = sum(len(c) for c in skeleton.channels)
     first = lines.pos
     rows = [i for i in range(first, len(lines.lines)) if lines.lines[i].strip()]
+    if len(rows) != num_frames:
+        # A frame line split or cut short also changes the count: name that line, not the file's end.
+        _check_frame_lines(path, lines.lines, rows, width)
     if len(rows) < num_frames:
         raise BVHError(path, len(lines.lines), f"file declares {num_frames} frames but holds only {len(rows)}")
     if len(rows) > num_frames:
@@ -214,12 +217,17 @@ def frame_rate(frame_time: float) -> float:
 
 def _raise_bad_frame(path, all_lines, rows, width):
     """Slow path, only for broken files: find the first bad frame line and say what is wrong."""
+    _check_frame_lines(path, all_lines, rows, width)
+    raise BVHError(path, None, "frame data could not be read")
+
+
+def _check_frame_lines(path, all_lines, rows, width):
+    """Raise for the first frame line with the wrong number of values or a bad value."""
     for i in rows:
         tokens = all_lines[i].split()
         if len(tokens) != width:
             raise BVHError(path, i + 1, f"frame line has {len(tokens)} values, expected {width}")
         _numbers(path, i + 1, tokens)
-    raise BVHError(path, None, "frame data could not be read")
 
 
 def _channels_to_motion(skeleton: Skeleton, data: np.ndarray, fps: float) -> Motion:

@@ -83,8 +83,14 @@ def quat_angle(a, b):
     # From the relative rotation rather than acos-like 1 - dot**2, which cancels catastrophically
     # near 0 (a floor of ~6e-8 rad in float64 and ~1e-3 rad in float32 for identical inputs).
     r = quat_mul(quat_conj(a), b)
-    s = xp.sqrt((r[..., 1:] * r[..., 1:]).sum(-1))
+    s = _safe_sqrt((r[..., 1:] * r[..., 1:]).sum(-1), xp)
     return 2.0 * xp.atan2(s, xp.abs(r[..., 0]))
+
+
+def _safe_sqrt(x, xp):
+    """sqrt with a zero (not NaN) gradient at x == 0."""
+    positive = x > 0
+    return xp.where(positive, xp.sqrt(xp.where(positive, x, xp.ones_like(x))), xp.zeros_like(x))
 
 
 def quat_to_matrix(q):
@@ -154,23 +160,24 @@ def sixd_to_quat(d6):
 def axis_angle_to_quat(v):
     """Rotation vector (axis * angle, (..., 3)) to quaternion."""
     xp = namespace(v)
-    angle = xp.sqrt((v * v).sum(-1))
-    half = 0.5 * angle
-    # sin(half)/angle, with its limit 0.5 near zero so gradients stay finite.
-    small = angle < 1e-8
-    safe = xp.where(small, xp.ones_like(angle), angle)
-    scale = xp.where(small, 0.5 - angle * angle / 48.0, xp.sin(half) / safe)
-    return xp.cat([xp.cos(half)[..., None], v * scale[..., None]], -1)
+    angle2 = (v * v).sum(-1)
+    # sin(half)/angle and cos(half) by their series near zero; the sqrt only sees safe values so
+    # gradients stay finite at the zero rotation.
+    small = angle2 < 1e-16
+    angle = xp.sqrt(xp.where(small, xp.ones_like(angle2), angle2))
+    scale = xp.where(small, 0.5 - angle2 / 48.0, xp.sin(0.5 * angle) / angle)
+    w = xp.where(small, 1.0 - angle2 / 8.0, xp.cos(0.5 * angle))
+    return xp.cat([w[..., None], v * scale[..., None]], -1)
 
 
 def quat_to_axis_angle(q):
     xp = namespace(q)
     q = quat_canonical(q)
-    s = xp.sqrt((q[..., 1:] * q[..., 1:]).sum(-1))
+    s2 = (q[..., 1:] * q[..., 1:]).sum(-1)
+    small = s2 < 1e-16
+    s = xp.sqrt(xp.where(small, xp.ones_like(s2), s2))  # safe: finite gradients at the identity
     angle = 2.0 * xp.atan2(s, q[..., 0])
-    small = s < 1e-8
-    safe = xp.where(small, xp.ones_like(s), s)
-    scale = xp.where(small, 2.0 + xp.zeros_like(s), angle / safe)
+    scale = xp.where(small, 2.0 + xp.zeros_like(s), angle / s)
     return q[..., 1:] * scale[..., None]
 
 
