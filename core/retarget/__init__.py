@@ -1,0 +1,1 @@
+"""Retargeting between rigs (DESIGN §4): rig descriptions, presets, bone matching, the transfer."""

@@ -1,0 +1,168 @@
+"""Motion from one rig onto another (DESIGN §4): rest poses aligned by world bone directions,
+world-space rotations carried over, the root path scaled by leg length.
+
+For each canonical joint mapped on both rigs, an alignment frame F is built in each rig's rest pose
+(Y-up world): its first axis along the bone (towards the next mapped joint of the canonical chain),
+its second a body axis made orthogonal to it (see _AIMS). The bone's rest world rotation R carries F
+as the fixed attachment A = R^-1 F, so a pose moves F with the bone, and the target is posed so that
+both rigs' frames agree in world space:  G_target = G_source A_source A_target^-1.
+Going back multiplies by A_target A_source^-1, so rig -> rig' -> rig returns every mapped joint's
+world rotation exactly. Target bones with no counterpart keep their local rotation from
+``target_base`` (or their rest pose) and follow their parents.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.motion.canonical import mirror_name
+from core.motion.motion import Motion
+from core.ops.rotations import matrix_to_quat, quat_conj, quat_mul, quat_rotate
+from core.retarget.rig import BODY_JOINTS, UP_AXIS_TO_Y_UP, Rig, RigError
+
+# (primary, secondary) direction of each joint's alignment frame. A direction is a body axis of the
+# rig at rest ("up", "left", "forward"), or (start, target, ...): from the start joint to the first
+# target mapped on both rigs, where a body axis in that list is the fallback. Secondaries are axes
+# no bone of a standing rest pose points along: "left" for the torso and legs, "forward" for arms.
+# Pelvis and chest are aimed across the hips/shoulders, because rigs agree on where those are but
+# not on where spine joints sit; clavicles take the chest's frame (they carry rotation deltas),
+# because one rig's clavicle starts at the sternum and another's at the spine; hands continue the
+# forearm; the head stands up and the toes lie flat at rest.
+_LEFT_AIMS = {
+    "Shoulder_L": (("UpperArm_R", "UpperArm_L"), "up"),
+    "UpperArm_L": (("UpperArm_L", "LowerArm_L"), "forward"),
+    "LowerArm_L": (("LowerArm_L", "Hand_L"), "forward"),
+    "Hand_L": (("LowerArm_L", "Hand_L"), "forward"),
+    "UpperLeg_L": (("UpperLeg_L", "LowerLeg_L"), "left"),
+    "LowerLeg_L": (("LowerLeg_L", "Foot_L"), "left"),
+    "Foot_L": (("Foot_L", "Toes_L", "forward"), "left"),
+    "Toes_L": ("forward", "left"),
+}
+_AIMS = {
+    "Hips": (("UpperLeg_R", "UpperLeg_L"), "up"),
+    "Spine": (("Spine", "Chest", "Neck", "Head"), "left"),
+    "Chest": (("UpperArm_R", "UpperArm_L"), "up"),
+    "Neck": (("Neck", "Head"), "left"),
+    "Head": ("up", "left"),
+    **_LEFT_AIMS,
+    **{
+        mirror_name(j): tuple(a if isinstance(a, str) else tuple(mirror_name(n) for n in a) for a in aims)
+        for j, aims in _LEFT_AIMS.items()
+    },
+}
+
+
+def _rest_y_up(rig: Rig) -> tuple[np.ndarray, np.ndarray]:
+    """Rest world rotations and positions of the rig, turned to Y-up."""
+    rot, pos = rig.rest_world()
+    c = UP_AXIS_TO_Y_UP[rig.up_axis]
+    return quat_mul(np.broadcast_to(c, rot.shape), rot), quat_rotate(np.broadcast_to(c, rot.shape), pos)
+
+
+def _unit(v: np.ndarray, what: str) -> np.ndarray:
+    n = np.linalg.norm(v)
+    if n < 1e-9:
+        raise RigError(f"cannot align {what}: the direction has zero length in the rest pose")
+    return v / n
+
+
+def attachments(rig: Rig, joints) -> np.ndarray:
+    """(len(joints), 4): each joint's alignment frame in its bone's local axes, A = R^-1 F."""
+    rot, pos = _rest_y_up(rig)
+    up = np.array([0.0, 1.0, 0.0])
+    across = pos[rig.bone("UpperLeg_L")] - pos[rig.bone("UpperLeg_R")]
+    left = _unit(across - across.dot(up) * up, f"rig {rig.name!r}: the hips (both hip joints at one place)")
+    axes = {"up": up, "left": left, "forward": np.cross(left, up)}
+
+    def direction(spec):  # every chain ends in a required joint or a body axis, so one target is found
+        if isinstance(spec, str):
+            return axes[spec]
+        start, *targets = spec
+        t = next(t for t in targets if t in axes or t in joints)
+        return axes[t] if t in axes else pos[rig.bone(t)] - pos[rig.bone(start)]
+
+    frames = []
+    for j in joints:
+        primary, secondary = (direction(a) for a in _AIMS[j])
+        what = f"rig {rig.name!r} joint {j} (bone {rig.mapping[j]!r})"
+        a = _unit(primary, what)
+        b = _unit(secondary - secondary.dot(a) * a, what + ", whose bone points along its reference axis")
+        frames.append(np.stack([a, b, np.cross(a, b)], -1))
+    bones = [rig.bone(j) for j in joints]
+    return quat_mul(quat_conj(rot[bones]), matrix_to_quat(np.array(frames)))
+
+
+def leg_length(rig: Rig) -> float:
+    """Mean hip-to-ankle length along the bones of both legs, in the rig's units."""
+    _, pos = rig.rest_world()
+    parents = rig.skeleton.parents
+    lengths = []
+    for side in "LR":
+        hip, joint, total = rig.bone(f"UpperLeg_{side}"), rig.bone(f"Foot_{side}"), 0.0
+        while joint != hip:
+            if parents[joint] < 0:
+                raise RigError(f"rig {rig.name!r}: the {side} foot bone is not below the {side} thigh bone")
+            total += np.linalg.norm(pos[joint] - pos[parents[joint]])
+            joint = parents[joint]
+        lengths.append(total)
+    return float(np.mean(lengths))
+
+
+def _base_arrays(target: Rig, base: Motion | None, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    skeleton = target.skeleton
+    if base is None:
+        rot = np.broadcast_to(target.rest_pose(), (num_frames, skeleton.num_joints, 4)).copy()
+        return rot, np.broadcast_to(skeleton.offsets, (num_frames, skeleton.num_joints, 3)).copy()
+    if base.skeleton.names != skeleton.names or base.num_frames != num_frames:
+        raise ValueError(
+            f"target_base must be on the target rig's skeleton with {num_frames} frames; "
+            f"got {base.skeleton.num_joints} joints and {base.num_frames} frames"
+        )
+    return base.rotations.copy(), base.positions.copy()
+
+
+def retarget(motion: Motion, source: Rig, target: Rig, target_base: Motion | None = None) -> Motion:
+    """The motion (on ``source``'s skeleton) carried onto ``target``'s skeleton.
+
+    Bones mapped on both rigs get the source's world rotations through the alignment frames; the
+    pelvis gets the source pelvis's world position scaled by the ratio of leg lengths (a root or
+    placement bone above it keeps its base animation, so the trajectory lands on the pelvis); every
+    other target bone keeps its local rotation and translation from ``target_base`` (a Motion on the
+    target skeleton with as many frames) or, without one, from the target's rest pose.
+    """
+    if motion.skeleton.names != source.skeleton.names:
+        raise ValueError(f"motion is not on the source rig's skeleton ({source.name!r})")
+    joints = [j for j in BODY_JOINTS if j in source.mapping and j in target.mapping]
+    carry = quat_mul(attachments(source, joints), quat_conj(attachments(target, joints)))
+    turn = quat_mul(quat_conj(UP_AXIS_TO_Y_UP[target.up_axis]), UP_AXIS_TO_Y_UP[source.up_axis])
+
+    src_rot, src_pos = motion.world()
+    frames = motion.num_frames
+    goal = {
+        target.bone(j): quat_mul(quat_mul(np.broadcast_to(turn, (frames, 4)), src_rot[:, source.bone(j)]), carry[i])
+        for i, j in enumerate(joints)
+    }
+    pelvis = target.bone("Hips")
+    pelvis_pos = quat_rotate(np.broadcast_to(turn, (frames, 4)), src_pos[:, source.bone("Hips")])
+    pelvis_pos *= leg_length(target) / leg_length(source)
+
+    rotations, positions = _base_arrays(target, target_base, frames)
+    world_rot = np.empty_like(rotations)
+    world_pos = np.empty_like(positions)
+    for k, p in enumerate(target.skeleton.parents):
+        if k in goal:
+            world_rot[:, k] = goal[k]
+            rotations[:, k] = goal[k] if p < 0 else quat_mul(quat_conj(world_rot[:, p]), goal[k])
+        else:
+            world_rot[:, k] = rotations[:, k] if p < 0 else quat_mul(world_rot[:, p], rotations[:, k])
+        if k == pelvis:  # the path goes on the pelvis, expressed under whatever root bone sits above it
+            world_pos[:, k] = pelvis_pos
+            if p < 0:
+                positions[:, k] = pelvis_pos
+            else:
+                positions[:, k] = quat_rotate(quat_conj(world_rot[:, p]), pelvis_pos - world_pos[:, p])
+        elif p < 0:
+            world_pos[:, k] = positions[:, k]
+        else:
+            world_pos[:, k] = world_pos[:, p] + quat_rotate(world_rot[:, p], positions[:, k])
+    return Motion(target.skeleton, rotations, positions, motion.fps)

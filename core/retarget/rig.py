@@ -1,0 +1,121 @@
+"""A rig description: a skeleton plus the bones that play the canonical joints.
+
+The add-on stores it on the armature as JSON, so it holds only what retargeting needs: joint names,
+parents and rest offsets, the canonical joint -> bone mapping, the rest pose that alignment reads
+and the up axis of the skeleton's coordinates.
+
+Rest convention: the skeleton's zero-rotation pose is the rig's rest pose, with every joint's rest
+frame aligned to the world (as BVH files and Blender's BVH exporter have it). A Blender pose bone
+with armature-space rotation P (``pose_bone.matrix``) and rest rotation B (``bone.matrix_local``)
+has world rotation P @ B^-1 in this convention; local rotations follow from the parents. Rigs whose
+zero pose is not a pose at all (the Bandai rig, bones along +X) carry ``rest_rotations``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.motion.canonical import JOINT_NAMES, PLACEMENT_ROOT
+from core.motion.skeleton import Skeleton
+from core.ops.kinematics import forward_kinematics
+from core.ops.rotations import identity_quat
+
+# Canonical joints that retargeting drives. The placement joint is not among them: the canonical
+# features fold it into the pelvis, so a rig's ground-level root bone keeps its base animation.
+BODY_JOINTS: tuple[str, ...] = tuple(n for n in JOINT_NAMES if n != PLACEMENT_ROOT)
+# Rigs without clavicles, a chest, a neck or toes are common; anything else is needed to pose a body.
+OPTIONAL_JOINTS = frozenset({"Chest", "Neck", "Shoulder_L", "Shoulder_R", "Toes_L", "Toes_R"})
+REQUIRED_JOINTS: tuple[str, ...] = tuple(n for n in BODY_JOINTS if n not in OPTIONAL_JOINTS)
+
+# Rotation taking a skeleton's coordinates to Y-up (w, x, y, z). "Z" is Blender's armature space
+# (Z up, -Y forward): (x, y, z) -> (x, z, -y), a -90 degree turn about X.
+UP_AXIS_TO_Y_UP = {"Y": np.array([1.0, 0.0, 0.0, 0.0]), "Z": np.array([np.sqrt(0.5), -np.sqrt(0.5), 0.0, 0.0])}
+
+
+class RigError(ValueError):
+    """A rig description that cannot be used for retargeting (missing or unknown bones)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Rig:
+    """skeleton: the rig's joints in its rest pose; mapping: canonical body joint -> bone name;
+    rest_rotations: (J, 4) local rotations of the rest pose when it is not the zero pose;
+    up_axis: "Y" or "Z", the up axis of the skeleton's coordinates."""
+
+    skeleton: Skeleton
+    mapping: dict[str, str]
+    rest_rotations: np.ndarray | None = None
+    up_axis: str = "Y"
+    name: str = ""
+    _bones: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        names = set(self.skeleton.names)
+        unknown_joints = sorted(set(self.mapping) - set(BODY_JOINTS))
+        if unknown_joints:
+            raise RigError(f"rig {self.name!r}: {unknown_joints} are not canonical body joints {BODY_JOINTS}")
+        absent = sorted(b for b in self.mapping.values() if b not in names)
+        if absent:
+            raise RigError(f"rig {self.name!r}: mapped bones {absent} are not in the skeleton")
+        if len(set(self.mapping.values())) != len(self.mapping):
+            raise RigError(f"rig {self.name!r}: a bone is mapped to two canonical joints: {self.mapping}")
+        missing = [j for j in REQUIRED_JOINTS if j not in self.mapping]
+        if missing:
+            raise RigError(
+                f"rig {self.name!r}: no bone found for the required canonical joints {', '.join(missing)}; "
+                "map them by hand (canonical joint -> bone name)"
+            )
+        if self.up_axis not in UP_AXIS_TO_Y_UP:
+            raise RigError(f"rig {self.name!r}: up_axis must be one of {sorted(UP_AXIS_TO_Y_UP)}, got {self.up_axis!r}")
+        if self.rest_rotations is not None:
+            rest = np.asarray(self.rest_rotations, dtype=np.float64)
+            if rest.shape != (self.skeleton.num_joints, 4):
+                expected = (self.skeleton.num_joints, 4)
+                raise RigError(f"rig {self.name!r}: rest_rotations must be {expected}, got {rest.shape}")
+            object.__setattr__(self, "rest_rotations", rest)
+        object.__setattr__(self, "_bones", {j: self.skeleton.index(b) for j, b in self.mapping.items()})
+
+    def bone(self, joint: str) -> int:
+        """Skeleton index of the bone mapped to a canonical joint."""
+        return self._bones[joint]
+
+    def rest_pose(self) -> np.ndarray:
+        """(J, 4) local rotations of the rest pose."""
+        if self.rest_rotations is not None:
+            return self.rest_rotations
+        return identity_quat((self.skeleton.num_joints,))
+
+    def rest_world(self) -> tuple[np.ndarray, np.ndarray]:
+        """World rotations (J, 4) and positions (J, 3) of the rest pose, in the skeleton's axes."""
+        return forward_kinematics(self.skeleton.parents, self.rest_pose(), self.skeleton.offsets)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "name": self.name,
+                "up_axis": self.up_axis,
+                "mapping": self.mapping,
+                "skeleton": {
+                    "names": list(self.skeleton.names),
+                    "parents": list(self.skeleton.parents),
+                    "offsets": self.skeleton.offsets.tolist(),
+                },
+                "rest_rotations": None if self.rest_rotations is None else self.rest_rotations.tolist(),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "Rig":
+        data = json.loads(text)
+        sk = data["skeleton"]
+        rest = data.get("rest_rotations")
+        return cls(
+            skeleton=Skeleton(tuple(sk["names"]), tuple(sk["parents"]), np.array(sk["offsets"], dtype=np.float64)),
+            mapping=dict(data["mapping"]),
+            rest_rotations=None if rest is None else np.array(rest, dtype=np.float64),
+            up_axis=data.get("up_axis", "Y"),
+            name=data.get("name", ""),
+        )
