@@ -1,4 +1,5 @@
-"""Every clip of the Bandai Namco dataset parses, and writer -> reader is the identity on every one.
+"""Every clip of the Bandai Namco dataset parses, writer -> reader is the identity on every one, and
+BVH -> features -> BVH reproduces every one (one pass over the data for all three).
 
 Slow (about a minute on one core): run with `-m slow`, or by name.
 """
@@ -14,6 +15,7 @@ import pytest
 from core.io.bvh import format_bvh, parse_bvh, read_bvh
 from core.ops.rotations import quat_angle
 from tests.conftest import BANDAI_ROOT
+from tests.test_features import POSITION_TOLERANCE_CM, ROTATION_TOLERANCE_RAD, round_trip_errors
 
 # The shared data README says 173 + 2,672 = 2,845, but dataset-1/data holds 174 clips (each with its
 # .json): the official dataset-1 has 175, and only dance-long is absent. So 2,846 in all.
@@ -49,7 +51,7 @@ def test_every_clip_parses_and_round_trips(data_root):
         assert path.with_name(path.name.split(".")[0] + ".json").is_file(), path
 
     failures, frames = [], 0
-    worst_rot = worst_pos = 0.0
+    worst_rot = worst_pos = worst_feature_rot = worst_feature_pos = 0.0
     t_read = t_write = t_reread = 0.0
     start = time.perf_counter()
     for path in paths:
@@ -79,6 +81,11 @@ def test_every_clip_parses_and_round_trips(data_root):
             worst_rot, worst_pos = max(worst_rot, rot_err), max(worst_pos, pos_err)
             if rot_err > 1e-6 or pos_err > 1e-6:
                 problems.append(f"round trip off by {rot_err:.3g} rad / {pos_err:.3g} cm")
+            feature_rot, feature_pos = round_trip_errors(motion)
+            worst_feature_rot = max(worst_feature_rot, feature_rot)
+            worst_feature_pos = max(worst_feature_pos, feature_pos)
+            if feature_rot >= ROTATION_TOLERANCE_RAD or feature_pos >= POSITION_TOLERANCE_CM:
+                problems.append(f"features round trip off by {feature_rot:.3g} rad / {feature_pos:.3g} cm")
             if (
                 back.skeleton.names != sk.names
                 or back.skeleton.parents != sk.parents
@@ -99,6 +106,7 @@ def test_every_clip_parses_and_round_trips(data_root):
     print(
         f"\n{n} clips, {frames} frames in {elapsed:.1f} s: read {t_read / n * 1e3:.2f} ms/clip, "
         f"write {t_write / n * 1e3:.2f} ms/clip, re-read {t_reread / n * 1e3:.2f} ms/clip; "
-        f"worst round trip {worst_rot:.3g} rad, {worst_pos:.3g} cm"
+        f"worst round trip {worst_rot:.3g} rad, {worst_pos:.3g} cm; "
+        f"worst features round trip {worst_feature_rot:.3g} rad, {worst_feature_pos:.3g} cm"
     )
     assert not failures, f"{len(failures)} of {n} clips failed:\n" + "\n".join(failures[:30])

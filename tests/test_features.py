@@ -8,6 +8,7 @@ import torch
 
 from core.io.bvh import parse_bvh, format_bvh, read_bvh
 from core.motion.canonical import PLACEMENT_ROOT
+from core.motion.motion import Motion
 from core.ops import features as F
 from core.ops.rotations import quat_angle
 from tests.conftest import BANDAI_ROOT, bandai_clip
@@ -16,9 +17,10 @@ ROTATION_TOLERANCE_RAD = 1e-4
 POSITION_TOLERANCE_CM = 0.01
 
 
-def round_trip_errors(path) -> tuple[float, float]:
-    """Max world-rotation (rad) and body-joint position (cm) error of BVH -> features -> BVH."""
-    original = read_bvh(path)
+def round_trip_errors(original: Motion) -> tuple[float, float]:
+    """Max rotation (rad, local and world) and body-joint position (cm) error of a clip read from
+    BVH -> features -> BVH text -> read again. The placement joint is left out: features fold it
+    into the pelvis, so its own position is not kept (the body's is, exactly)."""
     features, start = F.motion_to_features(original)
     decoded = F.features_to_motion(features, start, skeleton=original.skeleton)
     reread = parse_bvh(format_bvh(decoded))
@@ -40,22 +42,9 @@ def round_trip_errors(path) -> tuple[float, float]:
     ],
 )
 def test_round_trip_is_exact_on_real_clips(data_root, name):
-    rot_err, pos_err = round_trip_errors(bandai_clip(name))
+    rot_err, pos_err = round_trip_errors(read_bvh(bandai_clip(name)))
     assert rot_err < ROTATION_TOLERANCE_RAD
     assert pos_err < POSITION_TOLERANCE_CM
-
-
-@pytest.mark.slow
-def test_round_trip_on_every_clip(data_root):
-    paths = sorted(BANDAI_ROOT.glob("dataset-*/data/*.bvh*"))
-    assert len(paths) == 2846  # 174 + 2,672: dataset-1 holds two walk takes per style, not one
-    worst_rot = worst_pos = 0.0
-    for path in paths:
-        rot_err, pos_err = round_trip_errors(path)
-        assert rot_err < ROTATION_TOLERANCE_RAD, path
-        assert pos_err < POSITION_TOLERANCE_CM, path
-        worst_rot, worst_pos = max(worst_rot, rot_err), max(worst_pos, pos_err)
-    print(f"every clip: max rotation error {worst_rot:.2e} rad, max position error {worst_pos:.2e} cm")
 
 
 def test_layout_and_heading_frame(walk_clip):
