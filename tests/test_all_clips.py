@@ -21,10 +21,7 @@ from tests.test_features import POSITION_TOLERANCE_CM, ROTATION_TOLERANCE_RAD, r
 # .json): the official dataset-1 has 175, and only dance-long is absent. So 2,846 in all.
 EXPECTED_CLIPS = {"dataset-1": 174, "dataset-2": 2672}
 EXPECTED_TOTAL = 2846
-BANDAI_JOINTS = (
-    "joint_Root Hips Spine Chest Neck Head Shoulder_L UpperArm_L LowerArm_L Hand_L Shoulder_R UpperArm_R "
-    "LowerArm_R Hand_R UpperLeg_L LowerLeg_L Foot_L Toes_L UpperLeg_R LowerLeg_R Foot_R Toes_R"
-).split()
+BANDAI_JOINTS = ["joint_Root", "Hips", "Spine", "Chest", "Neck", "Head", "Shoulder_L", "UpperArm_L", "LowerArm_L", "Hand_L", "Shoulder_R", "UpperArm_R", "LowerArm_R", "Hand_R", "UpperLeg_L", "LowerLeg_L", "Foot_L", "Toes_L", "UpperLeg_R", "LowerLeg_R", "Foot_R", "Toes_R"]
 BANDAI_CHANNELS = ("Xposition", "Yposition", "Zposition", "Zrotation", "Xrotation", "Yrotation")
 
 

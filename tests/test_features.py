@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.io.bvh import parse_bvh, format_bvh, read_bvh
+from core.io.bvh import format_bvh, parse_bvh, read_bvh
 from core.motion.canonical import PLACEMENT_ROOT
 from core.motion.motion import Motion
 from core.ops import features as F

@@ -13,6 +13,7 @@ from core.ops.mirror import mirror
 from core.ops.resample import resample
 from core.ops.rotations import quat_angle
 from tests.conftest import bandai_clip
+from training.data.labels import mirror_content_label
 
 
 def test_resampling_30_to_120_to_30_returns_the_original(walk_clip):
@@ -41,7 +42,7 @@ def test_mirror_twice_is_identity(walk_clip):
     np.testing.assert_allclose(back.positions, motion.positions, atol=1e-9)
 
 
-def test_mirror_reflects_world_positions_and_swaps_sides(data_root):
+def test_mirrored_left_hand_wave_is_a_right_hand_wave(data_root):
     motion = read_bvh(bandai_clip("dataset-2_wave-left-hand_normal_001.bvh.gz"))
     names = motion.skeleton.names
     twin = [names.index(mirror_name(n)) for n in names]
@@ -56,6 +57,7 @@ def test_mirror_reflects_world_positions_and_swaps_sides(data_root):
     # which is what the wave-right-hand label the mirror swaps in describes.
     assert travel(pos, "Hand_L") > 5 * travel(pos, "Hand_R")
     assert travel(mirrored_pos, "Hand_R") > 5 * travel(mirrored_pos, "Hand_L")
+    assert mirror_content_label("wave-left-hand") == "wave-right-hand"
 
 
 def test_mirrored_walk_swaps_contact_columns(walk_clip):

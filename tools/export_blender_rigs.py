@@ -78,7 +78,7 @@ def _def_parent(bone, exported: set):
 
 def main() -> None:
     out_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else REPO_ROOT / "core" / "retarget" / "rigs"
-    import bpy  # first: it puts Blender's scripts (addon_utils) on sys.path
+    import bpy  # noqa: I001  first: it puts Blender's scripts (addon_utils) on sys.path
     import addon_utils
 
     from core.io.bvh import write_bvh

@@ -616,7 +616,7 @@ def clip_title(path) -> str:
     """A readable title from a clip's file name: 'dataset-2_walk_elderly_015.bvh.gz' -> 'walk · elderly · take 15'."""
     stem = Path(path).name
     for ext in (".gz", ".bvh"):
-        stem = stem[: -len(ext)] if stem.endswith(ext) else stem
+        stem = stem.removesuffix(ext)
     m = re.match(r"dataset-\d+_(.+?)_([^_]+)_(\d+)$", stem)
     if m:
         return f"{m.group(1)} · {m.group(2)} · take {int(m.group(3))}"

@@ -39,7 +39,7 @@ class Motion:
         """World rotations (F, J, 4) and positions (F, J, 3) by forward kinematics."""
         return forward_kinematics(self.skeleton.parents, self.rotations, self.positions)
 
-    def with_arrays(self, rotations=None, positions=None, fps=None) -> "Motion":
+    def with_arrays(self, rotations=None, positions=None, fps=None) -> Motion:
         return replace(
             self,
             rotations=self.rotations if rotations is None else rotations,
@@ -47,11 +47,11 @@ class Motion:
             fps=self.fps if fps is None else fps,
         )
 
-    def slice(self, start: int, stop: int) -> "Motion":
+    def slice(self, start: int, stop: int) -> Motion:
         return self.with_arrays(self.rotations[start:stop], self.positions[start:stop])
 
     @classmethod
-    def rest(cls, skeleton: Skeleton, num_frames: int = 1, fps: float = 30.0) -> "Motion":
+    def rest(cls, skeleton: Skeleton, num_frames: int = 1, fps: float = 30.0) -> Motion:
         """The skeleton standing in its rest pose (zero rotations, rest offsets)."""
         rotations = np.zeros((num_frames, skeleton.num_joints, 4))
         rotations[..., 0] = 1.0

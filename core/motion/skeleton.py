@@ -62,7 +62,7 @@ class Skeleton:
     def has_position_channels(self, joint: int) -> bool:
         return any(c in POSITION_CHANNELS for c in self.channels[joint])
 
-    def subset(self, keep: list[int]) -> "Skeleton":
+    def subset(self, keep: list[int]) -> Skeleton:
         """The skeleton restricted to ``keep`` (a parent-closed list of indices, in order)."""
         remap = {old: new for new, old in enumerate(keep)}
         return Skeleton(

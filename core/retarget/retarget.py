@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.motion.canonical import CONTACT_JOINTS as FOOT_JOINTS
 from core.motion.canonical import mirror_name
 from core.motion.motion import Motion
 from core.ops.rotations import matrix_to_quat, quat_conj, quat_mul, quat_rotate
@@ -125,28 +126,37 @@ def retarget(motion: Motion, source: Rig, target: Rig, target_base: Motion | Non
     """The motion (on ``source``'s skeleton) carried onto ``target``'s skeleton.
 
     Bones mapped on both rigs get the source's world rotations through the alignment frames; the
-    pelvis gets the source pelvis's world position scaled by the ratio of leg lengths (a root or
-    placement bone above it keeps its base animation, so the trajectory lands on the pelvis); every
-    other target bone keeps its local rotation and translation from ``target_base`` (a Motion on the
-    target skeleton with as many frames) or, without one, from the target's rest pose.
+    pelvis gets the source pelvis's path scaled by the ratio of leg lengths, with the floors matched
+    (see standing_pelvis_height); a root or placement bone above it keeps its base animation, so the
+    trajectory lands on the pelvis; every other target bone keeps its local rotation and translation
+    from ``target_base`` (a Motion on the target skeleton with as many frames) or, without one, from
+    the target's rest pose.
     """
     if motion.skeleton.names != source.skeleton.names:
         raise ValueError(f"motion is not on the source rig's skeleton ({source.name!r})")
+    src_rot, src_pos = motion.world()
+    goal = _goal_rotations(src_rot, source, target)
+    path = _pelvis_path(src_pos[:, source.bone("Hips")], source, target)
+    rotations, positions = _base_arrays(target, target_base, motion.num_frames)
+    return _pose(target, goal, path, rotations, positions, motion.fps)
+
+
+def _goal_rotations(source_world: np.ndarray, source: Rig, target: Rig) -> dict[int, np.ndarray]:
+    """Target bone index -> (F, 4) world rotation, for every joint mapped on both rigs."""
     joints = [j for j in BODY_JOINTS if j in source.mapping and j in target.mapping]
     carry = quat_mul(attachments(source, joints), quat_conj(attachments(target, joints)))
     turn = quat_mul(quat_conj(UP_AXIS_TO_Y_UP[target.up_axis]), UP_AXIS_TO_Y_UP[source.up_axis])
-
-    src_rot, src_pos = motion.world()
-    frames = motion.num_frames
-    goal = {
-        target.bone(j): quat_mul(quat_mul(np.broadcast_to(turn, (frames, 4)), src_rot[:, source.bone(j)]), carry[i])
+    turn = np.broadcast_to(turn, (source_world.shape[0], 4))
+    return {
+        target.bone(j): quat_mul(quat_mul(turn, source_world[:, source.bone(j)]), carry[i])
         for i, j in enumerate(joints)
     }
-    pelvis = target.bone("Hips")
-    pelvis_pos = quat_rotate(np.broadcast_to(turn, (frames, 4)), src_pos[:, source.bone("Hips")])
-    pelvis_pos *= leg_length(target) / leg_length(source)
 
-    rotations, positions = _base_arrays(target, target_base, frames)
+
+def _pose(target: Rig, goal, pelvis_path, rotations, positions, fps) -> Motion:
+    """Local arrays that give the mapped bones their goal world rotations and the pelvis its path;
+    other bones keep the given local rotations and translations and follow their parents."""
+    pelvis = target.bone("Hips")
     world_rot = np.empty_like(rotations)
     world_pos = np.empty_like(positions)
     for k, p in enumerate(target.skeleton.parents):
@@ -156,13 +166,50 @@ def retarget(motion: Motion, source: Rig, target: Rig, target_base: Motion | Non
         else:
             world_rot[:, k] = rotations[:, k] if p < 0 else quat_mul(world_rot[:, p], rotations[:, k])
         if k == pelvis:  # the path goes on the pelvis, expressed under whatever root bone sits above it
-            world_pos[:, k] = pelvis_pos
+            world_pos[:, k] = pelvis_path
             if p < 0:
-                positions[:, k] = pelvis_pos
+                positions[:, k] = pelvis_path
             else:
-                positions[:, k] = quat_rotate(quat_conj(world_rot[:, p]), pelvis_pos - world_pos[:, p])
+                positions[:, k] = quat_rotate(quat_conj(world_rot[:, p]), pelvis_path - world_pos[:, p])
         elif p < 0:
             world_pos[:, k] = positions[:, k]
         else:
             world_pos[:, k] = world_pos[:, p] + quat_rotate(world_rot[:, p], positions[:, k])
-    return Motion(target.skeleton, rotations, positions, motion.fps)
+    return Motion(target.skeleton, rotations, positions, fps)
+
+
+def standing_pelvis_height(rig: Rig) -> float:
+    """Pelvis height (Y-up, rig units) at which the rig, posed in the canonical stance (the Bandai
+    rest pose carried onto it), has its lowest foot joint as high above the floor as at rest.
+
+    Rigs differ in more than leg length (pelvis-to-hip offsets, knees bent at rest, feet pitched
+    differently), so scaling the path alone leaves feet floating or sunk; matching standing heights
+    maps the source's floor onto the target's. At rest a rig stands on y = 0 (Blender and Mixamo
+    rigs do), unless its feet are below it (a BVH rig with its root at the origin, as CMU's rest
+    skeleton): then its lowest foot joint marks the floor.
+    """
+    from core.retarget.presets import canonical_rig
+
+    canonical = canonical_rig()
+    stance_world, _ = canonical.rest_world()
+    goal = _goal_rotations(stance_world[None], canonical, rig)
+    rotations, positions = _base_arrays(rig, None, 1)
+    posed = _pose(rig, goal, np.zeros((1, 3)), rotations, positions, 30.0)
+    to_y_up = np.broadcast_to(UP_AXIS_TO_Y_UP[rig.up_axis], (rig.skeleton.num_joints, 4))
+    posed_height = quat_rotate(to_y_up, posed.world()[1][0])[:, 1]
+    _, rest = _rest_y_up(rig)
+    feet = [rig.bone(j) for j in FOOT_JOINTS if j in rig.mapping]
+    rest_lowest = rest[feet, 1].min()
+    floor = min(0.0, rest_lowest)
+    return float(rest_lowest - floor - posed_height[feet].min())
+
+
+def _pelvis_path(source_pelvis: np.ndarray, source: Rig, target: Rig) -> np.ndarray:
+    """The target pelvis path in target axes: y_t = k (y_s - S_s) + S_t vertically (S the standing
+    pelvis heights) and k x_s across the floor, k the leg-length ratio. Exactly invertible."""
+    scale = leg_length(target) / leg_length(source)
+    to_y_up = np.broadcast_to(UP_AXIS_TO_Y_UP[source.up_axis], source_pelvis.shape[:-1] + (4,))
+    path = quat_rotate(to_y_up, source_pelvis) * scale
+    path[:, 1] += standing_pelvis_height(target) - scale * standing_pelvis_height(source)
+    from_y_up = np.broadcast_to(quat_conj(UP_AXIS_TO_Y_UP[target.up_axis]), path.shape[:-1] + (4,))
+    return quat_rotate(from_y_up, path)

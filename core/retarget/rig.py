@@ -108,7 +108,7 @@ class Rig:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> "Rig":
+    def from_json(cls, text: str) -> Rig:
         data = json.loads(text)
         sk = data["skeleton"]
         rest = data.get("rest_rotations")

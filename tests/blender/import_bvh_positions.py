@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
-    import bpy  # first: it puts Blender's scripts (addon_utils, bpy_extras) on sys.path
+    import bpy  # noqa: I001  first: it puts Blender's scripts (addon_utils, bpy_extras) on sys.path
 
     import addon_utils
     from bpy_extras.io_utils import axis_conversion
