@@ -1,0 +1,1 @@
+"""Stylization: the request every stylizer answers, and the stylizers that need no training data."""
