@@ -173,18 +173,22 @@ def test_contact_f1_on_identical_and_shifted_sequences():
     assert contact_timing_f1(source, source) == 1.0
     assert contact_timing_f1(source, shifted(source, 1)) == 1.0
     assert contact_timing_f1(source, shifted(source, 2)) == 1.0
-    assert contact_timing_f1(source, shifted(source, 5)) < 0.9
-    assert contact_timing_f1(source, ~source) < 0.7
+    assert contact_timing_f1(source, shifted(source, 5)) < 0.2  # every step lands 5 frames late
+    assert contact_timing_f1(source, ~source) < 0.2  # touch-downs where the source lifts off
     assert contact_timing_f1(np.zeros((50, 2), bool), np.zeros((50, 2), bool)) == 1.0
     assert contact_timing_f1(source, np.zeros_like(source)) == 0.0
 
 
-def test_contact_f1_known_value_and_heel_toe_input():
+def test_contact_f1_known_value_flicker_and_heel_toe_input():
     source = np.zeros(40, bool)
-    source[10:20] = True
-    output = shifted(source[:, None], 3)[:, 0]  # 13..22: 9 of 10 frames within ±2 either way
-    scores = contact_timing_scores(source, output)
-    assert scores == {"precision": pytest.approx(0.9), "recall": pytest.approx(0.9), "f1": pytest.approx(0.9)}
+    source[10:20] = True  # one touch-down (10) and one lift-off (20)
+    late_lift = source.copy()
+    late_lift[20:23] = True  # lift-off at 23: 3 frames late, touch-down on time
+    scores = contact_timing_scores(source, late_lift)
+    assert scores == {"precision": pytest.approx(0.5), "recall": pytest.approx(0.5), "f1": pytest.approx(0.5)}
+    flicker = source.copy()
+    flicker[14] = False  # a one-frame lift inside a contact is label noise, not two steps
+    assert contact_timing_f1(source, flicker) == 1.0
     # (F, 4) heel/toe labels reduce to feet: a heel-only contact matches a toe-only one.
     heel = np.zeros((40, 4), bool)
     heel[10:20, 0] = True

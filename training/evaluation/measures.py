@@ -211,34 +211,79 @@ def _per_foot(contacts) -> np.ndarray:
     raise ValueError(f"contacts must be (F,), (F, 2) per foot or (F, 4) heel/toe per foot; got {c.shape}")
 
 
-def _dilate(labels: np.ndarray, radius: int) -> np.ndarray:
-    """True where any label lies within ±radius frames (per column)."""
-    if radius <= 0:
-        return labels.copy()
-    padded = np.pad(labels.astype(np.int64), ((radius + 1, radius), (0, 0)))
-    total = np.cumsum(padded, axis=0)
-    return (total[2 * radius + 1 :] - total[: -2 * radius - 1]) > 0
+MIN_CONTACT_RUN = 3  # frames: shorter contacts or lifts are label flicker at a threshold, not steps
+
+
+def _debounced(column: np.ndarray, min_run: int) -> np.ndarray:
+    """The labels with every run shorter than ``min_run`` frames merged into its neighbours."""
+    out = column.copy()
+    changes = np.flatnonzero(np.diff(out.astype(np.int8))) + 1
+    bounds = np.concatenate([[0], changes, [len(out)]])
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        if b - a < min_run and a > 0 and b < len(out):  # runs cut by the clip's ends are kept
+            out[a:b] = out[a - 1]
+    return out
+
+
+def contact_events(contacts, min_run: int = MIN_CONTACT_RUN) -> dict[tuple[int, str], np.ndarray]:
+    """Frames where each foot touches down ("down") and lifts off ("up"), after debouncing."""
+    feet = _per_foot(contacts)
+    events = {}
+    for foot in range(feet.shape[1]):
+        step = np.diff(_debounced(feet[:, foot], min_run).astype(np.int8))
+        events[(foot, "down")] = np.flatnonzero(step == 1) + 1
+        events[(foot, "up")] = np.flatnonzero(step == -1) + 1
+    return events
+
+
+def _matched(a: np.ndarray, b: np.ndarray, tolerance: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which events of ``a`` and of ``b`` (sorted frames) a one-to-one matching within ±tolerance
+    frames pairs up (greedy, in time order)."""
+    hit_a, hit_b = np.zeros(len(a), bool), np.zeros(len(b), bool)
+    i = j = 0
+    while i < len(a) and j < len(b):
+        if abs(int(a[i]) - int(b[j])) <= tolerance:
+            hit_a[i] = hit_b[j] = True
+            i, j = i + 1, j + 1
+        elif a[i] < b[j]:
+            i += 1
+        else:
+            j += 1
+    return hit_a, hit_b
 
 
 def contact_timing_scores(source_contacts, output_contacts, tolerance: int = 2) -> dict[str, float]:
-    """Precision, recall and F1 of the output's foot-contact frames against the source's.
+    """Precision, recall and F1 of the output's foot-contact events against the source's.
 
-    Per foot (heel or toe down), an output contact frame is right when the source has that foot
-    down within ±tolerance frames (precision); a source contact frame is kept when the output has
-    that foot down within ±tolerance frames (recall). Counts are pooled over the feet. The
-    tolerance forgives the one- or two-frame jitter of threshold-based labels, not a shifted
-    gait. No contacts on either side gives 1.0; none in the output alone, precision 1 and F1 0.
+    Events are the frames where a foot (heel or toe down) touches down or lifts off, after merging
+    runs shorter than MIN_CONTACT_RUN frames; an output event is right when the source has the same
+    event of the same foot within ±tolerance frames (one-to-one). Events, not contact frames: a
+    different walk with the same duty cycle overlaps a source's contact frames half the time by
+    chance, but its steps land at other times. Only events at least MIN_CONTACT_RUN frames from the
+    clip's ends are scored (a run the clip cuts is no step), though any event may match them.
+    No scored events on either side (standing) gives 1.0.
     """
     src, out = _per_foot(source_contacts), _per_foot(output_contacts)
     if src.shape != out.shape:
         raise ValueError(f"source and output contacts must have the same shape, got {src.shape} and {out.shape}")
-    n_out, n_src = int(out.sum()), int(src.sum())
+    src_events, out_events = contact_events(src), contact_events(out)
+
+    def scored(events):
+        return (events >= MIN_CONTACT_RUN) & (events <= len(src) - MIN_CONTACT_RUN)
+
+    src_hit = n_src = out_hit = n_out = 0
+    for key, src_frames in src_events.items():
+        out_frames = out_events[key]
+        src_matched, out_matched = _matched(src_frames, out_frames, tolerance)
+        src_scored, out_scored = scored(src_frames), scored(out_frames)
+        src_hit, n_src = src_hit + int(src_matched[src_scored].sum()), n_src + int(src_scored.sum())
+        out_hit, n_out = out_hit + int(out_matched[out_scored].sum()), n_out + int(out_scored.sum())
     if n_out == 0 and n_src == 0:
         return {"precision": 1.0, "recall": 1.0, "f1": 1.0}
-    precision = float((out & _dilate(src, tolerance)).sum() / n_out) if n_out else 1.0
-    recall = float((src & _dilate(out, tolerance)).sum() / n_src) if n_src else 1.0
+    precision = out_hit / n_out if n_out else 1.0
+    recall = src_hit / n_src if n_src else 1.0
     f1 = 2.0 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
-    return {"precision": precision, "recall": recall, "f1": float(f1)}
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1)}
 
 
 def contact_timing_f1(source_contacts, output_contacts, tolerance: int = 2) -> float:
