@@ -1,0 +1,374 @@
+"""Training one judge: data selection, normalisation, the training loop, test evaluation, saving.
+
+Reproducible: torch and numpy are seeded from the config's seed (numpy per epoch with
+``default_rng([seed, epoch])``), torch runs deterministic algorithms on 2 threads, and the
+windows of an epoch are drawn in a fixed order. Training windows go through the same
+``sample_windows`` as inference (random start and speed, edge padding for short clips); the
+validation and test figures go through ``api.clip_outputs``, the exact path ``load_judge`` uses.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import math
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.ops.features import FEATURE_VERSION, features_to_motion, motion_to_features
+from core.ops.mirror import mirror
+from training.data.cache import FeatureCache
+from training.data.index import label_names
+from training.data.labels import mirror_content_label
+from training.data.paths import REPO_ROOT
+from training.data.split import SPLIT_FILE
+from training.judges.api import FORMAT, clip_outputs, save_judge
+from training.judges.config import JudgeConfig
+from training.judges.model import VELOCITY_GROUPS, JudgeNet, channel_indices, sample_windows
+
+HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
+
+
+def judge_labels(config: JudgeConfig) -> tuple[str, ...]:
+    """Class names in the dataset's own label order, minus labels whose contents are excluded."""
+    contents, styles = label_names(config.dataset)
+    if config.target == "style":
+        return styles
+    return tuple(c for c in contents if c not in config.exclude_contents)
+
+
+def select_clips(config: JudgeConfig, cache: FeatureCache, split: dict[str, list[str]]) -> dict[str, list[int]]:
+    """Cache indices of the train / val / test clips of a judge."""
+    position = {clip.id: i for i, clip in enumerate(cache.clips)}
+    if config.dataset == "dataset-2":
+        out = {}
+        for name in ("train", "val", "test"):
+            ids = [c for c in split[name] if cache.clips[position[c]].dataset == "dataset-2"]
+            out[name] = sorted(position[c] for c in ids)
+        return out
+    pool = [position[c] for c in split["unseen_style"] if cache.clips[position[c]].dataset == config.dataset]
+    pool = [i for i in pool if cache.clips[i].content not in config.exclude_contents]
+    test = sorted(i for i in pool if cache.clips[i].content in config.test_contents)
+    train = sorted(i for i in pool if cache.clips[i].content not in config.test_contents)
+    return {"train": train, "val": [], "test": test}
+
+
+def mirrored_features(features: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Canonical features (F, 134) of the left/right mirrored clip (core.ops.mirror)."""
+    motion = features_to_motion(np.asarray(features, dtype=np.float64), start)
+    return motion_to_features(mirror(motion))[0].astype(np.float32)
+
+
+def normalisation(features: Sequence[np.ndarray], floor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std over every frame of the given (training) clips."""
+    frames = np.concatenate(features).astype(np.float64)
+    return frames.mean(axis=0).astype(np.float32), np.maximum(frames.std(axis=0), floor).astype(np.float32)
+
+
+def git_commit() -> str | None:
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+        )
+        return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+class _EpochWindows:
+    """Draws one epoch of training windows (clip, start, speed) from a seeded generator."""
+
+    def __init__(
+        self, features: list[np.ndarray], labels: np.ndarray, config: JudgeConfig, num_classes: int, copies: int = 1
+    ):
+        self.features, self.labels, self.config = features, labels, config
+        lengths = np.array([len(f) for f in features])
+        self.lengths = lengths
+        per_clip = np.maximum(1, (lengths - config.window) // config.train_stride + 1).astype(np.float64)
+        # with mirrored copies in ``features`` an epoch keeps the size of one copy
+        self.size = int(max(per_clip.sum() / copies, config.min_windows_per_epoch))
+        if config.balance:
+            class_total = np.bincount(labels, weights=per_clip, minlength=num_classes)
+            weights = per_clip / class_total[labels]
+        else:
+            weights = per_clip
+        self.p = weights / weights.sum()
+
+    def draw(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.config.seed, epoch])
+        clips = rng.choice(len(self.features), size=self.size, p=self.p)
+        lo, hi = self.config.speed_range
+        speeds = np.exp(rng.uniform(math.log(lo), math.log(hi), size=self.size))
+        span = np.maximum(self.lengths[clips] - 1 - speeds * (self.config.window - 1), 0.0)
+        starts = rng.uniform(0.0, 1.0, size=self.size) * span
+        return clips, starts, speeds
+
+
+def _evaluate(
+    net: JudgeNet, features, labels, config: JudgeConfig, columns_in_window
+) -> tuple[float, float, np.ndarray]:
+    """(clip-level loss, accuracy, predicted indices) through the inference path."""
+    net.eval()
+    logits, _ = clip_outputs(net, features, columns_in_window, config.window, config.eval_stride)
+    loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item())
+    predicted = logits.argmax(axis=1)
+    return loss, float((predicted == labels).mean()), predicted
+
+
+def confusion(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (labels, predicted), 1)
+    return matrix
+
+
+def train_judge(
+    config: JudgeConfig,
+    cache: FeatureCache,
+    split: dict[str, list[str]],
+    weights_dir: Path,
+    metrics_csv: Path | None = None,
+    clips: dict[str, list[int]] | None = None,
+    max_steps: int | None = None,
+    command: str = "",
+    log=print,
+) -> dict:
+    """Train, select on val, test, save ``<weights_dir>/<kind>.safetensors`` + ``.json``.
+
+    ``clips`` overrides the train/val/test cache indices (tests use a handful of clips); with no
+    val clips the last epoch is kept. Returns the saved JSON config (with metrics and history).
+    """
+    started = time.perf_counter()
+    torch.set_num_threads(2)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        return _train(config, cache, split, weights_dir, metrics_csv, clips, max_steps, command, log, started)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic)
+
+
+def _train(config, cache, split, weights_dir, metrics_csv, clips, max_steps, command, log, started) -> dict:
+    torch.manual_seed(config.seed)
+
+    labels_names = judge_labels(config)
+    clips = clips or select_clips(config, cache, split)
+    columns = channel_indices(config.channels)
+    num_classes = len(labels_names)
+
+    def gather(indices, mirrored=False):
+        feats, labs = [], []
+        for i in indices:
+            f, label = cache.clip_features(i), getattr(cache.clips[i], config.target)
+            if mirrored:
+                f = mirrored_features(f, cache.starts[i])
+                label = mirror_content_label(label) if config.target == "content" else label
+            feats.append(np.ascontiguousarray(f[:, columns]))
+            labs.append(labels_names.index(label))
+        return feats, np.array(labs, dtype=np.int64)
+
+    train_x, train_y = gather(clips["train"])
+    val_x, val_y = gather(clips["val"])
+    test_x, test_y = gather(clips["test"])
+    mean, std = normalisation(train_x, config.std_floor)
+    copies = 1
+    if config.mirror:
+        mirror_x, mirror_y = gather(clips["train"], mirrored=True)
+        train_x, train_y, copies = train_x + mirror_x, np.concatenate([train_y, mirror_y]), 2
+        log(f"[{config.kind}] mirrored {len(mirror_x)} training clips ({time.perf_counter() - started:.0f} s)")
+
+    net = JudgeNet(len(columns), num_classes, config.width, config.embed_dim, config.kernel, config.dropout)
+    net.set_normalisation(mean, std)
+    in_window = np.arange(len(columns))  # the gathered arrays already hold only the judge's channels
+    velocity_columns = np.concatenate(
+        [np.flatnonzero(np.isin(columns, channel_indices([g]))) for g in VELOCITY_GROUPS if g in config.channels]
+    )
+
+    sampler = _EpochWindows(train_x, train_y, config, num_classes, copies)
+    steps_per_epoch = math.ceil(sampler.size / config.batch_size)
+    total_steps = (
+        steps_per_epoch * config.epochs if max_steps is None else min(max_steps, steps_per_epoch * config.epochs)
+    )
+    optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    warmup = max(1, min(100, total_steps // 20))
+
+    def lr_at(step):
+        if step < warmup:
+            return config.lr * (step + 1) / warmup
+        return 0.5 * config.lr * (1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
+
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    history: list[dict] = []
+    has_val = len(val_x) > 0
+
+    def record(epoch, train_loss, train_acc, seconds, lr):
+        val_loss, val_acc = (float("nan"), float("nan"))
+        if has_val:
+            val_loss, val_acc, _ = _evaluate(net, val_x, val_y, config, in_window)
+        row = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "train_accuracy": train_acc,
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+            "lr": lr,
+            "seconds": seconds,
+        }
+        history.append(row)
+        log(
+            f"[{config.kind}] epoch {epoch:3d}  train loss {train_loss:.4f} acc {train_acc:.3f}  "
+            f"val loss {val_loss:.4f} acc {val_acc:.3f}  ({seconds:.0f} s)"
+        )
+        return row
+
+    record(0, float("nan"), float("nan"), time.perf_counter() - started, 0.0)
+    best = (-1.0, float("inf"))
+    best_state, best_epoch, stale, step = copy.deepcopy(net.state_dict()), 0, 0, 0
+    for epoch in range(1, config.epochs + 1):
+        net.train()
+        clip_ids, starts, speeds = sampler.draw(epoch)
+        losses, correct, seen = [], 0, 0
+        for begin in range(0, sampler.size, config.batch_size):
+            if step >= total_steps:
+                break
+            sl = slice(begin, begin + config.batch_size)
+            batch = np.stack(
+                [
+                    sample_windows(train_x[c], [s], config.window, [v], velocity_columns)[0]
+                    for c, s, v in zip(clip_ids[sl], starts[sl], speeds[sl])
+                ]
+            )
+            x = torch.from_numpy(batch)
+            if config.noise_std > 0:
+                x = x + config.noise_std * net.std * torch.randn_like(x)
+            y = torch.from_numpy(train_y[clip_ids[sl]])
+            for group in optimiser.param_groups:
+                group["lr"] = lr_at(step)
+            logits, _ = net(x)
+            loss = loss_fn(logits, y)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            losses.append(loss.item())
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+            step += 1
+        row = record(
+            epoch, float(np.mean(losses)), correct / max(seen, 1), time.perf_counter() - started, lr_at(step - 1)
+        )
+        if has_val:
+            score = (row["val_accuracy"], row["val_loss"])
+            if score[0] > best[0] or (score[0] == best[0] and score[1] < best[1]):
+                best, best_state, best_epoch, stale = score, copy.deepcopy(net.state_dict()), epoch, 0
+            else:
+                stale += 1
+                if stale >= config.patience:
+                    log(f"[{config.kind}] no val improvement for {stale} epochs: stopping")
+                    break
+        else:
+            best_state, best_epoch = copy.deepcopy(net.state_dict()), epoch
+        if step >= total_steps:
+            break
+    net.load_state_dict(best_state)
+    train_seconds = time.perf_counter() - started
+
+    metrics: dict = {
+        "selected_epoch": best_epoch,
+        "epochs_run": history[-1]["epoch"],
+        "train_seconds": round(train_seconds, 1),
+    }
+    if has_val:
+        metrics["val_loss"], metrics["val_accuracy"], _ = _evaluate(net, val_x, val_y, config, in_window)
+    if len(test_x):
+        test_loss, test_acc, predicted = _evaluate(net, test_x, test_y, config, in_window)
+        matrix = confusion(test_y, predicted, num_classes)
+        support = matrix.sum(axis=1)
+        metrics.update(
+            test_loss=test_loss,
+            test_accuracy=test_acc,
+            test_clips=len(test_x),
+            per_class_test_accuracy={
+                name: (float(matrix[k, k] / support[k]) if support[k] else None) for k, name in enumerate(labels_names)
+            },
+            test_support={name: int(support[k]) for k, name in enumerate(labels_names)},
+            test_confusion=matrix.tolist(),
+        )
+        if config.dataset == "dataset-2":
+            # robustness: the same test takes mirrored (content labels swapped); not used for selection
+            mirror_x, mirror_y = gather(clips["test"], mirrored=True)
+            metrics["test_accuracy_mirrored"] = _evaluate(net, mirror_x, mirror_y, config, in_window)[1]
+    metrics["train_clips"], metrics["val_clips"] = len(clips["train"]), len(val_x)
+
+    saved = {
+        "format": FORMAT,
+        "kind": config.kind,
+        "dataset": config.dataset,
+        "target": config.target,
+        "labels": list(labels_names),
+        "channels": list(config.channels),
+        "feature_version": FEATURE_VERSION,
+        "architecture": {
+            "name": "JudgeNet (training/judges/model.py): 4 x [Conv1d, BatchNorm1d, ReLU], strides 1-2-2-1, "
+            "global mean pool, dropout, linear",
+            "in_channels": len(columns),
+            "width": config.width,
+            "embed_dim": config.embed_dim,
+            "kernel": config.kernel,
+            "dropout": config.dropout,
+            "parameters": int(sum(p.numel() for p in net.parameters())),
+        },
+        "normalisation": "buffers 'mean' and 'std' (per input channel) in the safetensors file, "
+        "computed on every frame of the training clips",
+        "windowing": {
+            "length": config.window,
+            "eval_stride": config.eval_stride,
+            "fps": 30,
+            "padding": "edge replication (last frame repeated) for clips shorter than a window",
+            "clip_prediction": "mean of window logits; embedding = mean of window pooled penultimate activations",
+        },
+        "training": {
+            "command": command,
+            "config": config.to_dict(),
+            "seed": config.seed,
+            "split_file": SPLIT_FILE.relative_to(REPO_ROOT).as_posix(),
+            "split_sha256": _file_sha256(SPLIT_FILE),
+            "clips": {
+                "train": "split 'train'"
+                if config.dataset == "dataset-2"
+                else "split 'unseen_style', contents not in test_contents",
+                "val": "split 'val'" if config.dataset == "dataset-2" else "none (fixed epochs, last kept)",
+                "test": "split 'test'"
+                if config.dataset == "dataset-2"
+                else f"split 'unseen_style', contents {list(config.test_contents)}",
+            },
+            "git_commit": git_commit(),
+            "torch": torch.__version__,
+        },
+        "metrics": metrics,
+    }
+    save_judge(net, saved, Path(weights_dir) / config.kind)
+    if metrics_csv is not None:
+        write_history(history, metrics_csv)
+    saved["history"] = history
+    return saved
+
+
+def write_history(history: list[dict], path: Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
