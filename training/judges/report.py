@@ -93,7 +93,7 @@ def plot_confusion(matrix: np.ndarray, labels: list[str], path: Path, title: str
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     accuracy = np.trace(matrix) / max(matrix.sum(), 1)
-    ax.set_title(f"{title}\ntest accuracy {accuracy:.3f} on {matrix.sum()} clips", fontsize=9)
+    ax.set_title(f"{title}\naccuracy {accuracy:.3f} on {matrix.sum()} clips", fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
     fig.tight_layout()
     fig.savefig(path)
