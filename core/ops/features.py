@@ -56,7 +56,7 @@ def _check_canonical(motion: Motion) -> None:
         raise ValueError(f"features need {FEATURE_FPS:g} fps motion; resample first (got {motion.fps:g} fps)")
 
 
-def _pelvis_left_axis(skeleton: Skeleton) -> np.ndarray:
+def pelvis_left_axis(skeleton: Skeleton) -> np.ndarray:
     """The pelvis-local direction from the right hip to the left hip: the body's lateral axis."""
     left, right = (skeleton.offsets[skeleton.index(n)] for n in HIP_JOINTS)
     axis = left - right
@@ -73,7 +73,8 @@ def heading_angles(pelvis_world_rotations: np.ndarray, left_axis: np.ndarray) ->
     return np.arctan2(forward_x, forward_z)
 
 
-def _wrap(angle):
+def wrap_angle(angle):
+    """The same angle in (-pi, pi]."""
     return np.arctan2(np.sin(angle), np.cos(angle))
 
 
@@ -93,7 +94,7 @@ def motion_to_features(motion: Motion) -> tuple[np.ndarray, np.ndarray]:
     pelvis = skeleton.index(PELVIS)
     pelvis_rot, pelvis_pos = world_rot[:, pelvis], world_pos[:, pelvis]
 
-    yaw = heading_angles(pelvis_rot, _pelvis_left_axis(skeleton))
+    yaw = heading_angles(pelvis_rot, pelvis_left_axis(skeleton))
     unturn = yaw_quat(-yaw)
     step = _forward_difference(pelvis_pos) * np.array([1.0, 0.0, 1.0])
     local_step = quat_rotate(unturn, step)
@@ -106,7 +107,7 @@ def motion_to_features(motion: Motion) -> tuple[np.ndarray, np.ndarray]:
         [
             pelvis_pos[:, 1:2],
             local_step[:, [0, 2]],
-            _wrap(_forward_difference(yaw))[:, None],
+            wrap_angle(_forward_difference(yaw))[:, None],
             quat_to_sixd(rotations).reshape(motion.num_frames, -1),
             contacts.astype(np.float64),
         ],

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.motion.canonical import BODY_GROUPS, HIP_JOINTS, JOINT_NAMES, PELVIS, PLACEMENT_ROOT
+from core.motion.canonical import BODY_GROUPS, JOINT_NAMES, PELVIS, PLACEMENT_ROOT
 from core.motion.motion import Motion
-from core.ops.features import heading_angles
+from core.ops.features import heading_angles, pelvis_left_axis, wrap_angle
 from core.ops.rotations import (
     axis_angle_to_quat,
     identity_quat,
@@ -71,16 +71,6 @@ def time_stretch(motion: Motion, num_frames: int) -> Motion:
     return motion.with_arrays(rotations, positions)
 
 
-def _left_axis(motion: Motion) -> np.ndarray:
-    left, right = (motion.skeleton.offsets[motion.skeleton.index(n)] for n in HIP_JOINTS)
-    axis = left - right
-    return axis / np.linalg.norm(axis)
-
-
-def _wrap(angle: np.ndarray) -> np.ndarray:
-    return np.arctan2(np.sin(angle), np.cos(angle))
-
-
 @dataclass
 class _Parts:
     """A canonical motion as the body groups see it (see the module doc)."""
@@ -94,7 +84,7 @@ class _Parts:
     def of(cls, motion: Motion) -> _Parts:
         world_rot, world_pos = motion.world()
         pelvis_rot = world_rot[:, _PELVIS]
-        heading = heading_angles(pelvis_rot, _left_axis(motion))
+        heading = heading_angles(pelvis_rot, pelvis_left_axis(motion.skeleton))
         upright = quat_mul(yaw_quat(-heading), pelvis_rot)
         return cls(motion.rotations.copy(), upright, heading, world_pos[:, _PELVIS].copy())
 
@@ -210,7 +200,7 @@ class RootStats:
     def of(cls, parts: _Parts) -> RootStats:
         step = np.diff(parts.pelvis[:, [0, 2]], axis=0)
         speed = float(np.linalg.norm(step, axis=-1).mean()) if len(step) else 0.0
-        turn = float(np.abs(_wrap(np.diff(parts.heading))).mean()) if len(step) else 0.0
+        turn = float(np.abs(wrap_angle(np.diff(parts.heading))).mean()) if len(step) else 0.0
         return cls(float(parts.pelvis[:, 1].mean()), speed, turn)
 
 
@@ -297,7 +287,7 @@ class StatisticsStylizer:
             moved = transfer_rotations(tracks_c, tracks_r, w, max_ratio, self.ROTATION_FLOOR_RAD)
             if group == "torso":
                 upright, moved = moved[:, 0], moved[:, 1:]
-                out.upright = quat_mul(yaw_quat(-heading_angles(upright, _left_axis(content))), upright)
+                out.upright = quat_mul(yaw_quat(-heading_angles(upright, pelvis_left_axis(content.skeleton))), upright)
                 pelvis_changed = True
             out.local[:, joints] = moved
         return _compose(content, out, pelvis_changed)
@@ -306,7 +296,7 @@ class StatisticsStylizer:
         c, r = RootStats.of(source), RootStats.of(ref)
         speed = float(_ratio(r.speed, c.speed, self.SPEED_FLOOR_CM, max_ratio)) ** w
         turn = float(_ratio(r.turn, c.turn, self.TURN_FLOOR_RAD, max_ratio)) ** w
-        heading = source.heading[0] + np.concatenate([[0.0], np.cumsum(turn * _wrap(np.diff(source.heading)))])
+        heading = source.heading[0] + np.concatenate([[0.0], np.cumsum(turn * wrap_angle(np.diff(source.heading)))])
         step = np.diff(source.pelvis, axis=0) * np.array([1.0, 0.0, 1.0])
         local_step = quat_rotate(yaw_quat(-source.heading[:-1]), step)
         new_step = quat_rotate(yaw_quat(heading[:-1]), speed * local_step)

@@ -22,10 +22,10 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from core.motion.canonical import BODY_GROUPS, CONTACT_JOINTS, HIP_JOINTS, PELVIS, PLACEMENT_ROOT
+from core.motion.canonical import BODY_GROUPS, CONTACT_JOINTS, PELVIS, PLACEMENT_ROOT
 from core.motion.motion import Motion
 from core.ops.contacts import FLOOR_PERCENTILE, SKATE_HEIGHT_CM, foot_contacts, foot_skate
-from core.ops.features import heading_angles
+from core.ops.features import heading_angles, pelvis_left_axis, wrap_angle
 from core.ops.rotations import quat_angle, quat_mul, yaw_quat
 
 UP_AXIS = 1
@@ -401,10 +401,7 @@ def jitter_ratio(output_motion: Motion | float, real_motions: Iterable[Motion | 
 
 
 def _heading(world_rotations: np.ndarray, motion: Motion) -> np.ndarray:
-    skeleton = motion.skeleton
-    left, right = (skeleton.offsets[skeleton.index(n)] for n in HIP_JOINTS)
-    axis = (left - right) / np.linalg.norm(left - right)
-    return heading_angles(world_rotations[:, skeleton.index(PELVIS)], axis)
+    return heading_angles(world_rotations[:, motion.skeleton.index(PELVIS)], pelvis_left_axis(motion.skeleton))
 
 
 def zero_weight_deviation(source_motion: Motion, output_motion: Motion, weights: Mapping[str, float]) -> dict:
@@ -439,7 +436,7 @@ def zero_weight_deviation(source_motion: Motion, output_motion: Motion, weights:
         if group == "root":
             result["root_position_cm"] = float(np.linalg.norm(out_pos[:, pelvis] - src_pos[:, pelvis], axis=-1).max())
             turn = out_yaw - src_yaw
-            result["root_heading_rad"] = float(np.abs(np.arctan2(np.sin(turn), np.cos(turn))).max())
+            result["root_heading_rad"] = float(np.abs(wrap_angle(turn)).max())
             continue
         angles = []
         for name in BODY_GROUPS[group]:

@@ -29,6 +29,7 @@ from training.data.index import label_names
 from training.data.labels import mirror_content_label
 from training.data.paths import REPO_ROOT
 from training.data.split import SPLIT_FILE
+from training.evaluation.measures import confusion_matrix
 from training.judges.api import FORMAT, clip_outputs, save_judge
 from training.judges.config import JudgeConfig
 from training.judges.model import VELOCITY_GROUPS, JudgeNet, channel_indices, sample_windows
@@ -125,12 +126,6 @@ def _evaluate(
     loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)).item())
     predicted = logits.argmax(axis=1)
     return loss, float((predicted == labels).mean()), predicted
-
-
-def confusion(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
-    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(matrix, (labels, predicted), 1)
-    return matrix
 
 
 def train_judge(
@@ -292,7 +287,7 @@ def _train(config, cache, split, weights_dir, metrics_csv, clips, max_steps, com
         metrics["val_loss"], metrics["val_accuracy"], _ = _evaluate(net, val_x, val_y, config, in_window)
     if len(test_x):
         test_loss, test_acc, predicted = _evaluate(net, test_x, test_y, config, in_window)
-        matrix = confusion(test_y, predicted, num_classes)
+        matrix, _ = confusion_matrix(predicted, test_y, labels=range(num_classes))
         support = matrix.sum(axis=1)
         metrics.update(
             test_loss=test_loss,
