@@ -278,15 +278,18 @@ def quat_between(u, v):
     xp = namespace(u)
     u = u / xp.sqrt((u * u).sum(-1))[..., None]
     v = v / xp.sqrt((v * v).sum(-1))[..., None]
-    w = 1.0 + (u * v).sum(-1)
+    d = (u * v).sum(-1)
     axis = _cross(u, v, xp)
+    # 1 + cos is sin^2 / (1 - cos): the second form keeps full precision for near-opposite vectors.
+    w = xp.where(d < 0, (axis * axis).sum(-1) / (1.0 - d), 1.0 + d)
     # Opposite vectors: any axis perpendicular to u.
     fallback = _cross(u, xp.asarray(np.array([1.0, 0.0, 0.0]), like=u) + xp.zeros_like(u), xp)
     weak = (fallback * fallback).sum(-1) < 1e-12
     fallback = xp.where(
         weak[..., None], _cross(u, xp.asarray(np.array([0.0, 1.0, 0.0]), like=u) + xp.zeros_like(u), xp), fallback
     )
-    opposite = w < 1e-12
+    # Only exactly opposite directions leave no axis; near-opposite ones keep their own (accurate) axis.
+    opposite = w * w + (axis * axis).sum(-1) < 1e-20
     q = xp.cat([xp.where(opposite, xp.zeros_like(w), w)[..., None], xp.where(opposite[..., None], fallback, axis)], -1)
     return quat_normalize(q)
 
