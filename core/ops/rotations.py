@@ -281,7 +281,8 @@ def quat_between(u, v):
     d = (u * v).sum(-1)
     axis = _cross(u, v, xp)
     # 1 + cos is sin^2 / (1 - cos): the second form keeps full precision for near-opposite vectors.
-    w = xp.where(d < 0, (axis * axis).sum(-1) / (1.0 - d), 1.0 + d)
+    negative = d < 0
+    w = xp.where(negative, (axis * axis).sum(-1) / (1.0 - xp.where(negative, d, xp.zeros_like(d))), 1.0 + d)
     # Opposite vectors: any axis perpendicular to u.
     fallback = _cross(u, xp.asarray(np.array([1.0, 0.0, 0.0]), like=u) + xp.zeros_like(u), xp)
     weak = (fallback * fallback).sum(-1) < 1e-12
