@@ -19,13 +19,13 @@ What the files hold, and why:
   ancestor ORG-x stands for DEF-x.
 """
 
-import os
 import sys
-import traceback
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+
+from tools.headless import run_and_exit  # noqa: E402  (needs the repo on sys.path)
 
 
 def _y_up(v) -> tuple[float, float, float]:
@@ -107,12 +107,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    code = 0
-    try:
-        main()
-    except Exception:
-        traceback.print_exc()
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # bpy can hang at interpreter exit
+    run_and_exit(main)

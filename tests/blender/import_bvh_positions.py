@@ -20,8 +20,8 @@ The result goes to a JSON file, not stdout, because Blender prints its own messa
 import argparse
 import json
 import os
-import sys
-import traceback
+
+from tools.headless import run_and_exit
 
 
 def main() -> None:
@@ -82,12 +82,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    code = 0
-    try:
-        main()
-    except BaseException:
-        traceback.print_exc()
-        code = 1
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)  # bpy can hang at interpreter exit
+    run_and_exit(main)

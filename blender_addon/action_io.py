@@ -1,0 +1,551 @@
+"""Action <-> arrays for the add-on: read an armature's action into the runtime's rig convention and
+write runtime arrays back as a NEW action. Imports only bpy, mathutils, numpy and the standard
+library (never torch); the numpy math at the top runs without bpy too (tests load it by path).
+
+Runtime convention (``core/retarget/rig.py``): the zero pose is the armature's rest pose with every
+rest frame aligned to armature space (Z up, armature units). With rest matrix B = bone.matrix_local
+(rotation b, head h) and pose-bone basis (rotation r, location l), Blender composes
+    P_j = P_parent @ (B_parent^-1 @ B_j) @ Basis_j
+so the world rotation P_j b_j^-1 = W_parent (b_j r_j b_j^-1): the runtime's LOCAL rotation is the
+rest-conjugated basis rotation  q_j = b_j r_j b_j^-1  and the local translation is
+t_j = (h_j - h_parent) + b_j l_j. Both are per bone (no forward kinematics needed) and exactly
+invertible: r_j = b_j^-1 q_j b_j, l_j = b_j^-1 (t_j - offset_j). Valid for bones that inherit
+rotation and scale (the default) and carry no pose scale; others are listed in result["warnings"].
+
+Animation moves in bulk: keyframe ``co`` arrays via foreach_get/foreach_set, keyframe_points.add(n),
+interpolation via foreach_set, never key by key. Blender 4.4+ (slotted actions: layers, strips,
+channelbags; ``action.fcurves`` is gone in 5.0) and 4.2/4.3 (legacy ``action.fcurves``) are both
+handled by branching on ``bpy.app.version``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:  # the math below is usable (and tested) without Blender
+    import bpy
+except ImportError:  # pragma: no cover - outside Blender
+    bpy = None
+
+# fcurve.update() (sort keys, recompute Bezier handles) costs ~6 ms per 360 curves; written keys are
+# sorted by construction and LINEAR, where handles play no part, so it is skipped.
+UPDATE_FCURVES = False
+LINEAR, CONSTANT_IPO = 1, 0  # Keyframe.interpolation enum values (CONSTANT=0, LINEAR=1, BEZIER=2)
+EULER_ORDERS = ("XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX")
+_AXIS = {"X": 0, "Y": 1, "Z": 2}
+
+
+# ---------------------------------------------------------------------------------------------------
+# quaternion / euler math (w, x, y, z), float64, vectorised over leading axes
+# ---------------------------------------------------------------------------------------------------
+
+
+def quat_mul(a, b):
+    aw, ax, ay, az = np.moveaxis(a, -1, 0)
+    bw, bx, by, bz = np.moveaxis(b, -1, 0)
+    return np.stack(
+        (
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ),
+        -1,
+    )
+
+
+def quat_conj(q):
+    return q * np.array([1.0, -1.0, -1.0, -1.0])
+
+
+def quat_normalize(q):
+    n = np.linalg.norm(q, axis=-1, keepdims=True)
+    out = np.divide(q, n, out=np.zeros_like(q), where=n > 0)
+    out[..., 0] = np.where(n[..., 0] > 0, out[..., 0], 1.0)  # Blender treats a zero quaternion as identity
+    return out
+
+
+def quat_rotate(q, v):
+    w = q[..., :1]
+    u = q[..., 1:]
+    t = 2.0 * np.cross(u, v)
+    return v + w * t + np.cross(u, t)
+
+
+def quat_to_matrix(q):
+    w, x, y, z = np.moveaxis(q, -1, 0)
+    return np.stack(
+        (
+            np.stack((1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)), -1),
+            np.stack((2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)), -1),
+            np.stack((2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)), -1),
+        ),
+        -2,
+    )
+
+
+def quat_continuous(q, axis=0):
+    """Flip signs along ``axis`` (time) so consecutive quaternions lie in one hemisphere."""
+    q = np.moveaxis(np.array(q, dtype=np.float64), axis, 0)
+    if len(q) > 1:
+        dots = np.sum(q[1:] * q[:-1], axis=-1)
+        flips = np.cumprod(np.where(dots < 0, -1.0, 1.0), axis=0)
+        q[1:] *= flips[..., None]
+    return np.moveaxis(q, 0, axis)
+
+
+def axis_angle_to_quat(aa):
+    """Blender rotation_axis_angle (angle, x, y, z) -> quaternion."""
+    angle = aa[..., 0]
+    axis = aa[..., 1:]
+    n = np.linalg.norm(axis, axis=-1, keepdims=True)
+    unit = np.divide(axis, n, out=np.zeros_like(axis), where=n > 0)
+    unit[..., 1] = np.where(n[..., 0] > 0, unit[..., 1], 1.0)  # Blender's default axis is +Y
+    return np.concatenate((np.cos(angle / 2)[..., None], np.sin(angle / 2)[..., None] * unit), -1)
+
+
+def quat_to_axis_angle(q):
+    q = quat_normalize(q)
+    q = np.where(q[..., :1] < 0, -q, q)
+    s = np.linalg.norm(q[..., 1:], axis=-1)
+    angle = 2.0 * np.arctan2(s, q[..., 0])
+    axis = np.divide(q[..., 1:], s[..., None], out=np.zeros_like(q[..., 1:]), where=s[..., None] > 1e-12)
+    axis[..., 1] = np.where(s > 1e-12, axis[..., 1], 1.0)
+    return np.concatenate((angle[..., None], axis), -1)
+
+
+def euler_to_quat(e, order):
+    """Blender Euler (x, y, z angles) in ``order`` (e.g. "XYZ": X applied first, R = Rz Ry Rx)."""
+    half = 0.5 * np.asarray(e, dtype=np.float64)
+    out = None
+    for ch in order:  # q = q_o2 * q_o1 * q_o0
+        k = _AXIS[ch]
+        q = np.zeros(half.shape[:-1] + (4,))
+        q[..., 0] = np.cos(half[..., k])
+        q[..., 1 + k] = np.sin(half[..., k])
+        out = q if out is None else quat_mul(q, out)
+    return out
+
+
+def matrix_to_euler(m, order):
+    """Rotation matrices (..., 3, 3) -> Blender Euler angles (x, y, z) for ``order``."""
+    i, j, k = (_AXIS[c] for c in order)
+    s = 1.0 if (j - i) % 3 == 1 else -1.0  # even permutation (XYZ, YZX, ZXY)
+    cy = np.hypot(m[..., i, i], m[..., j, i])
+    b = np.arctan2(-s * m[..., k, i], cy)
+    regular = cy > 1e-9
+    a = np.where(regular, np.arctan2(s * m[..., k, j], m[..., k, k]), np.arctan2(-s * m[..., j, k], m[..., j, j]))
+    c = np.where(regular, np.arctan2(s * m[..., j, i], m[..., i, i]), 0.0)
+    out = np.empty(m.shape[:-2] + (3,))
+    out[..., i], out[..., j], out[..., k] = a, b, c
+    return out
+
+
+def quat_to_euler(q, order, time_axis=0):
+    """Quaternions -> Euler angles, made continuous along ``time_axis`` (the nearer of the two
+    equivalent solutions, wrapped by 2 pi to the previous frame; the rotation itself is exact)."""
+    e = matrix_to_euler(quat_to_matrix(quat_normalize(q)), order)
+    e = np.moveaxis(e, time_axis, 0)
+    if len(e) > 1:
+        i, j, k = (_AXIS[c] for c in order)
+        alt = e.copy()
+        alt[..., i] += np.pi
+        alt[..., j] = np.pi - alt[..., j]
+        alt[..., k] += np.pi
+        two_pi = 2.0 * np.pi
+        for t in range(1, len(e)):
+            prev = e[t - 1]
+            cands = [c - two_pi * np.round((c - prev) / two_pi) for c in (e[t], alt[t])]
+            d0 = np.abs(cands[0] - prev).sum(-1, keepdims=True)
+            d1 = np.abs(cands[1] - prev).sum(-1, keepdims=True)
+            e[t] = np.where(d1 < d0, cands[1], cands[0])
+    return np.moveaxis(e, 0, time_axis)
+
+
+def forward_kinematics(parents, rotations, translations):
+    """World rotations and positions (runtime convention) from local ones; parents come first."""
+    wr = np.empty_like(rotations)
+    wp = np.empty_like(translations)
+    for j, p in enumerate(parents):
+        if p < 0:
+            wr[..., j, :], wp[..., j, :] = rotations[..., j, :], translations[..., j, :]
+        else:
+            wr[..., j, :] = quat_mul(wr[..., p, :], rotations[..., j, :])
+            wp[..., j, :] = wp[..., p, :] + quat_rotate(wr[..., p, :], translations[..., j, :])
+    return wr, wp
+
+
+# ---------------------------------------------------------------------------------------------------
+# rest skeleton
+# ---------------------------------------------------------------------------------------------------
+
+
+def rest_skeleton(obj) -> dict:
+    """The armature's rest skeleton in the runtime convention (armature space, Z up, armature units).
+
+    Bones are ordered parents first (Blender's order where it already is). Returns bone_names,
+    parents, offsets (J, 3) (head minus parent head; the root's from the armature origin),
+    rest_quats (J, 4) (rotation of bone.matrix_local), heads (J, 3), connected (J,) bool.
+    """
+    bones = obj.data.bones
+    names_in = [b.name for b in bones]
+    parent_in = {b.name: (b.parent.name if b.parent else None) for b in bones}
+    order, placed = [], set()
+    pending = list(names_in)
+    while pending:  # stable topological sort
+        rest = []
+        for n in pending:
+            p = parent_in[n]
+            if p is None or p in placed:
+                order.append(n)
+                placed.add(n)
+            else:
+                rest.append(n)
+        if len(rest) == len(pending):
+            raise ValueError(f"armature {obj.name!r}: bone parents form a cycle")
+        pending = rest
+    index = {n: i for i, n in enumerate(order)}
+    n = len(bones)
+    mats = np.empty(len(names_in) * 16, dtype=np.float32)
+    bones.foreach_get("matrix_local", mats)
+    # foreach_get of a matrix property is column-major (Blender's storage): transpose to rows
+    mats = mats.reshape(-1, 4, 4).transpose(0, 2, 1).astype(np.float64)
+    perm = [names_in.index(b) for b in order]
+    mats = mats[perm]
+    rot = mats[:, :3, :3]
+    rot = rot / np.linalg.norm(rot, axis=-2, keepdims=True)  # drop any rest scale (rare)
+    rest_quats = _matrix_to_quat(rot)
+    heads = mats[:, :3, 3].copy()
+    parents = np.array([index[parent_in[b]] if parent_in[b] is not None else -1 for b in order], dtype=np.int64)
+    offsets = heads - np.where(parents[:, None] >= 0, heads[np.maximum(parents, 0)], 0.0)
+    connected = np.array([bones[b].use_connect for b in order], dtype=bool)
+    return {
+        "bone_names": order,
+        "parents": parents,
+        "offsets": offsets,
+        "rest_quats": rest_quats,
+        "heads": heads,
+        "connected": connected,
+        "num_bones": n,
+    }
+
+
+def _matrix_to_quat(m):
+    """Rotation matrices (..., 3, 3) -> quaternions (w positive where possible), robust branches."""
+    m = np.asarray(m, dtype=np.float64)
+    tr = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
+    cands = np.stack(
+        (
+            np.stack(
+                (1 + tr, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]), -1
+            ),
+            np.stack(
+                (
+                    m[..., 2, 1] - m[..., 1, 2],
+                    1 + 2 * m[..., 0, 0] - tr,
+                    m[..., 0, 1] + m[..., 1, 0],
+                    m[..., 0, 2] + m[..., 2, 0],
+                ),
+                -1,
+            ),
+            np.stack(
+                (
+                    m[..., 0, 2] - m[..., 2, 0],
+                    m[..., 0, 1] + m[..., 1, 0],
+                    1 + 2 * m[..., 1, 1] - tr,
+                    m[..., 1, 2] + m[..., 2, 1],
+                ),
+                -1,
+            ),
+            np.stack(
+                (
+                    m[..., 1, 0] - m[..., 0, 1],
+                    m[..., 0, 2] + m[..., 2, 0],
+                    m[..., 1, 2] + m[..., 2, 1],
+                    1 + 2 * m[..., 2, 2] - tr,
+                ),
+                -1,
+            ),
+        ),
+        -2,
+    )
+    diag = np.stack((tr, m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]), -1)
+    best = np.argmax(diag, axis=-1)
+    q = np.take_along_axis(cands, best[..., None, None], axis=-2)[..., 0, :]
+    q = quat_normalize(q)
+    return np.where(q[..., :1] < 0, -q, q)
+
+
+# ---------------------------------------------------------------------------------------------------
+# action access (slotted 4.4+ / legacy)
+# ---------------------------------------------------------------------------------------------------
+
+
+def slotted() -> bool:
+    return bpy.app.version >= (4, 4, 0)
+
+
+def _slot_for(obj, action):
+    ad = obj.animation_data
+    if ad is not None and ad.action == action and ad.action_slot is not None:
+        return ad.action_slot
+    slots = [s for s in action.slots if getattr(s, "target_id_type", "OBJECT") in ("OBJECT", "UNSPECIFIED")]
+    for s in slots:  # a slot named after the object first, then any object slot
+        if s.name_display == obj.name:
+            return s
+    return slots[0] if slots else None
+
+
+def action_fcurves(obj, action):
+    """The F-curves of ``action`` that animate ``obj`` (its assigned slot, or the best object slot)."""
+    if not slotted():
+        return list(action.fcurves)
+    slot = _slot_for(obj, action)
+    if slot is None:
+        return []
+    from bpy_extras import anim_utils
+
+    channelbag = anim_utils.action_get_channelbag_for_slot(action, slot)
+    return list(channelbag.fcurves) if channelbag is not None else []
+
+
+def _bone_path(name: str, prop: str) -> str:
+    return f'pose.bones["{bpy.utils.escape_identifier(name)}"].{prop}'
+
+
+def _sample_fcurve(fc, frames: np.ndarray):
+    """Values of one F-curve at ``frames`` (float64). Bulk: keys on the sampled frames are read
+    straight from ``co``; all-LINEAR curves go through np.interp; anything else (Bezier between
+    keys, modifiers, linear extrapolation) falls back to fcurve.evaluate per frame."""
+    kp = fc.keyframe_points
+    n = len(kp)
+    if n == 0:
+        return None
+    co = np.empty(2 * n, dtype=np.float32)
+    kp.foreach_get("co", co)
+    kx = co[0::2].astype(np.float64)
+    ky = co[1::2].astype(np.float64)
+    if n == len(frames) and np.array_equal(kx, frames) and len(fc.modifiers) == 0:
+        return ky  # one key on every sampled frame (BVH imports, our own results): no evaluation
+    if len(fc.modifiers) == 0 and fc.extrapolation == "CONSTANT":
+        idx = np.clip(np.searchsorted(kx, frames), 0, n - 1)
+        inside = (frames >= kx[0]) & (frames <= kx[-1])
+        if np.all(~inside | (kx[idx] == frames)):
+            return np.where(frames < kx[0], ky[0], np.where(frames > kx[-1], ky[-1], ky[idx]))
+        ipo = np.empty(n, dtype=np.int32)
+        kp.foreach_get("interpolation", ipo)
+        if np.all(ipo[:-1] == LINEAR):
+            return np.interp(frames, kx, ky)
+    return np.array([fc.evaluate(float(f)) for f in frames], dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------------------------------
+# read / write
+# ---------------------------------------------------------------------------------------------------
+
+
+def scene_fps(scene=None) -> float:
+    scene = scene or bpy.context.scene
+    return scene.render.fps / scene.render.fps_base
+
+
+def read_action(obj, action=None, frame_start=None, frame_end=None) -> dict:
+    """Sample ``action`` (default: the armature's assigned one) on every integer frame of
+    [frame_start, frame_end] (default: the action's frame range) into runtime-convention arrays.
+
+    Returns bone_names, parents (J,), offsets (J, 3), rest_quats (J, 4), heads (J, 3),
+    rotations (F, J, 4) local quaternions (w, x, y, z), translations (F, J, 3) local translations,
+    rotation_modes, fps, frame_start, frame_end, frames (F,), up_axis "Z", warnings.
+    The action is only read. Channels without an F-curve keep the pose bone's current value,
+    as Blender would show them.
+    """
+    if action is None:
+        action = obj.animation_data.action if obj.animation_data else None
+        if action is None:
+            raise ValueError(f"armature {obj.name!r} has no action")
+    lo, hi = action.frame_range
+    f0 = round(lo) if frame_start is None else int(frame_start)
+    f1 = round(hi) if frame_end is None else int(frame_end)
+    if f1 < f0:
+        raise ValueError(f"empty frame range {f0}..{f1}")
+    frames = np.arange(f0, f1 + 1, dtype=np.float64)
+    F = len(frames)
+
+    rest = rest_skeleton(obj)
+    names = rest["bone_names"]
+    J = len(names)
+    curves = {(fc.data_path, fc.array_index): fc for fc in action_fcurves(obj, action)}
+    warnings = []
+
+    def channel(name, prop, size, default):
+        path = _bone_path(name, prop)
+        out = np.empty((F, size))
+        for i in range(size):
+            fc = curves.get((path, i))
+            vals = _sample_fcurve(fc, frames) if fc is not None else None
+            out[:, i] = default[i] if vals is None else vals
+        return out
+
+    basis_q = np.empty((F, J, 4))
+    loc = np.empty((F, J, 3))
+    modes = []
+    for j, name in enumerate(names):
+        pb = obj.pose.bones[name]
+        mode = pb.rotation_mode
+        modes.append(mode)
+        if mode == "QUATERNION":
+            basis_q[:, j] = quat_normalize(channel(name, "rotation_quaternion", 4, tuple(pb.rotation_quaternion)))
+        elif mode == "AXIS_ANGLE":
+            basis_q[:, j] = axis_angle_to_quat(channel(name, "rotation_axis_angle", 4, tuple(pb.rotation_axis_angle)))
+        else:
+            basis_q[:, j] = euler_to_quat(channel(name, "rotation_euler", 3, tuple(pb.rotation_euler)), mode)
+        loc[:, j] = channel(name, "location", 3, tuple(pb.location))
+        scale = channel(name, "scale", 3, tuple(pb.scale))
+        if np.abs(scale - 1.0).max() > 1e-6:
+            warnings.append(f"bone {name!r} has pose scale; it is ignored")
+        bone = obj.data.bones[name]
+        if not bone.use_inherit_rotation or bone.inherit_scale != "FULL":
+            warnings.append(f"bone {name!r} does not inherit rotation/scale fully; the convention assumes it does")
+        if len(pb.constraints):
+            warnings.append(f"bone {name!r} has constraints; only its keyed (basis) values are read")
+
+    bq = rest["rest_quats"]
+    rotations = quat_mul(quat_mul(bq, basis_q), quat_conj(bq))
+    translations = rest["offsets"] + quat_rotate(np.broadcast_to(bq, loc.shape[:-1] + (4,)), loc)
+    # a connected bone's head is pinned to its parent's tail: Blender ignores its location
+    translations[:, rest["connected"]] = rest["offsets"][rest["connected"]]
+    return {
+        **rest,
+        "rotations": rotations,
+        "translations": translations,
+        "rotation_modes": modes,
+        "fps": scene_fps(),
+        "frame_start": f0,
+        "frame_end": f1,
+        "frames": frames,
+        "up_axis": "Z",
+        "action_name": action.name,
+        "warnings": warnings,
+    }
+
+
+def _new_action_and_fcurve_factory(obj, name):
+    action = bpy.data.actions.new(name)
+    if slotted():
+        slot = action.slots.new(id_type="OBJECT", name=obj.name)
+        layer = action.layers.new("Layer")
+        strip = layer.strips.new(type="KEYFRAME")
+        channelbag = strip.channelbags.new(slot)
+
+        def new_fcurve(path, index, group):
+            return channelbag.fcurves.new(path, index=index, group_name=group)
+
+        return action, slot, new_fcurve
+
+    def new_fcurve_legacy(path, index, group):
+        return action.fcurves.new(path, index=index, action_group=group)
+
+    return action, None, new_fcurve_legacy
+
+
+def write_action(
+    obj,
+    name,
+    rotations,
+    translations,
+    bone_names,
+    frame_start,
+    fps=None,
+    *,
+    locations="needed",
+    assign=True,
+    protect_previous=True,
+):
+    """Key runtime-convention arrays onto a NEW action and (by default) assign it to ``obj``.
+
+    rotations (F, J, 4) local quaternions (w, x, y, z), translations (F, J, 3) local translations, in
+    the convention of read_action, for the bones ``bone_names`` (J; any subset and order of the
+    armature's bones; bones not listed get no curves). Frame i is keyed at frame_start + i (scaled
+    by scene fps / ``fps`` when ``fps`` is given and differs). Each bone gets curves in its own
+    rotation mode and, for bones not connected to their parent, location curves: ``locations``
+    "all" for every such bone, "needed" (default) only where the translation leaves the rest offset
+    (the root always). Keys are LINEAR, inserted in bulk. With ``assign``, the action becomes
+    obj.animation_data.action (and action_slot on 4.4+); with ``protect_previous`` a previously
+    assigned action that would lose its last user gets a fake user so it survives saving
+    (its key data is never touched). Returns the new action.
+    """
+    rotations = np.asarray(rotations, dtype=np.float64)
+    translations = np.asarray(translations, dtype=np.float64)
+    bone_names = list(bone_names)
+    F, J = rotations.shape[:2]
+    if rotations.shape != (F, J, 4) or translations.shape != (F, J, 3) or len(bone_names) != J:
+        raise ValueError(f"arrays {rotations.shape}, {translations.shape} do not match {len(bone_names)} bones")
+    rest = rest_skeleton(obj)
+    idx = {n: i for i, n in enumerate(rest["bone_names"])}
+    missing = [n for n in bone_names if n not in idx]
+    if missing:
+        raise ValueError(f"armature {obj.name!r} has no bones {missing}")
+    sel = np.array([idx[n] for n in bone_names], dtype=np.int64)
+    bq = rest["rest_quats"][sel]
+    offsets = rest["offsets"][sel]
+    connected = rest["connected"][sel]
+    is_root = rest["parents"][sel] < 0
+
+    basis_q = quat_mul(quat_mul(quat_conj(bq), rotations), bq)
+    basis_q = quat_continuous(quat_normalize(basis_q), axis=0)
+    loc = quat_rotate(np.broadcast_to(quat_conj(bq), translations.shape[:-1] + (4,)), translations - offsets)
+
+    step = 1.0 if fps is None or abs(fps - scene_fps()) < 1e-9 else scene_fps() / float(fps)
+    frames = (float(frame_start) + step * np.arange(F)).astype(np.float32)
+    co = np.empty((F, 2), dtype=np.float32)
+    co[:, 0] = frames
+    ipo = np.full(F, LINEAR, dtype=np.int32)
+
+    action, slot, new_fcurve = _new_action_and_fcurve_factory(obj, name)
+
+    def key(path, index, group, values):
+        fc = new_fcurve(path, index, group)
+        kp = fc.keyframe_points
+        kp.add(F)
+        co[:, 1] = values
+        kp.foreach_set("co", co.ravel())
+        kp.foreach_set("interpolation", ipo)
+        if UPDATE_FCURVES:
+            fc.update()
+
+    modes = [obj.pose.bones[b].rotation_mode for b in bone_names]
+    values = [None] * J
+    for mode in set(modes):  # convert all bones of one rotation mode at once
+        cols = [j for j, m in enumerate(modes) if m == mode]
+        q = basis_q[:, cols]
+        if mode == "QUATERNION":
+            conv = ("rotation_quaternion", q)
+        elif mode == "AXIS_ANGLE":
+            conv = ("rotation_axis_angle", quat_to_axis_angle(q))
+        else:
+            conv = ("rotation_euler", quat_to_euler(q, mode))
+        for c, j in enumerate(cols):
+            values[j] = (conv[0], conv[1][:, c])
+    for j, bname in enumerate(bone_names):
+        prop, vals = values[j]
+        path = _bone_path(bname, prop)
+        for i in range(vals.shape[-1]):
+            key(path, i, bname, vals[:, i])
+        if connected[j]:
+            continue
+        if locations == "all" or is_root[j] or np.abs(loc[:, j]).max() > 1e-7:
+            path = _bone_path(bname, "location")
+            for i in range(3):
+                key(path, i, bname, loc[:, j, i])
+
+    if assign:
+        if obj.animation_data is None:
+            obj.animation_data_create()
+        ad = obj.animation_data
+        previous = ad.action
+        if protect_previous and previous is not None and previous != action and previous.users <= 1:
+            previous.use_fake_user = True
+        ad.action = action
+        if slot is not None:
+            ad.action_slot = slot
+    return action
