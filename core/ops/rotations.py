@@ -280,6 +280,9 @@ def quat_between(u, v):
     v = v / xp.sqrt((v * v).sum(-1))[..., None]
     d = (u * v).sum(-1)
     axis = _cross(u, v, xp)
+    # The axis is perpendicular to u in exact arithmetic; near-opposite vectors leave it so short
+    # that rounding tilts it, and a half turn about a tilted axis misses -u. Remove the tilt.
+    axis = axis - (axis * u).sum(-1)[..., None] * u
     # 1 + cos is sin^2 / (1 - cos): the second form keeps full precision for near-opposite vectors.
     negative = d < 0
     w = xp.where(negative, (axis * axis).sum(-1) / (1.0 - xp.where(negative, d, xp.zeros_like(d))), 1.0 + d)
@@ -290,9 +293,10 @@ def quat_between(u, v):
         weak[..., None], _cross(u, xp.asarray(np.array([0.0, 1.0, 0.0]), like=u) + xp.zeros_like(u), xp), fallback
     )
     # Only exactly opposite directions leave no axis; near-opposite ones keep their own (accurate) axis.
-    opposite = w * w + (axis * axis).sum(-1) < 1e-20
+    opposite = w * w + (axis * axis).sum(-1) < 1e-30
     q = xp.cat([xp.where(opposite, xp.zeros_like(w), w)[..., None], xp.where(opposite[..., None], fallback, axis)], -1)
-    return quat_normalize(q)
+    # Divide by the true norm: it can be far below quat_normalize's floor (1e-7 for vectors 1e-7 off opposite).
+    return q / xp.sqrt((q * q).sum(-1))[..., None]
 
 
 def yaw_quat(yaw):
