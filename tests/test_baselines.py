@@ -8,7 +8,7 @@ import pytest
 from core.io.bvh import read_bvh
 from core.motion.canonical import JOINT_NAMES
 from core.ops.features import FEATURE_FPS
-from core.ops.resample import resample
+from core.ops.resample import resample, time_stretch
 from core.ops.rotations import quat_angle
 from core.stylize.baselines import (
     GROUP_LOCAL_JOINTS,
@@ -17,7 +17,6 @@ from core.stylize.baselines import (
     RotationStats,
     StatisticsStylizer,
     _Parts,
-    time_stretch,
 )
 from core.stylize.request import GROUPS, StyleRequest
 from tests.conftest import bandai_clip

@@ -31,6 +31,7 @@ import numpy as np
 from core.motion.canonical import BODY_GROUPS, JOINT_NAMES, PELVIS, PLACEMENT_ROOT
 from core.motion.motion import Motion
 from core.ops.features import heading_angles, pelvis_left_axis, wrap_angle
+from core.ops.resample import time_stretch
 from core.ops.rotations import (
     axis_angle_to_quat,
     identity_quat,
@@ -52,23 +53,6 @@ _PLACEMENT = JOINT_NAMES.index(PLACEMENT_ROOT)
 GROUP_LOCAL_JOINTS: dict[str, tuple[int, ...]] = {
     group: tuple(JOINT_NAMES.index(n) for n in names if n != PELVIS) for group, names in BODY_GROUPS.items()
 }
-
-
-def time_stretch(motion: Motion, num_frames: int) -> Motion:
-    """The motion resampled to ``num_frames`` frames over its whole span (first and last frames kept):
-    slerp between neighbouring rotations, linear between translations. The fps is unchanged."""
-    if num_frames < 1:
-        raise ValueError(f"num_frames must be at least 1, got {num_frames}")
-    if num_frames == motion.num_frames:
-        return motion
-    last = motion.num_frames - 1
-    source = np.linspace(0.0, last, num_frames) if num_frames > 1 else np.zeros(1)
-    lower = np.clip(np.floor(source + 1e-9).astype(int), 0, last)
-    upper = np.minimum(lower + 1, last)
-    t = np.clip(source - lower, 0.0, 1.0)
-    rotations = quat_slerp(motion.rotations[lower], motion.rotations[upper], t[:, None])
-    positions = motion.positions[lower] + (motion.positions[upper] - motion.positions[lower]) * t[:, None, None]
-    return motion.with_arrays(rotations, positions)
 
 
 @dataclass

@@ -1,0 +1,177 @@
+"""The stylize pipeline the server and the command line run, callable as a library.
+
+    rig motion (any fps) -> 30 fps -> canonical rig -> stylizer -> content's rig -> content's fps
+
+Any rig goes in and comes out on its own skeleton with its own frame rate and frame count. Bones
+the rig description leaves unmapped keep the content's animation; so do the bones of every body
+group whose weight is 0 (copied from the original content, so the guarantee holds at any fps), and
+with every weight 0 the output is the content exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.motion.canonical import BODY_GROUPS
+from core.motion.motion import Motion
+from core.ops.features import FEATURE_FPS
+from core.ops.resample import resample, sample_frames
+from core.retarget.presets import canonical_rig
+from core.retarget.retarget import retarget
+from core.retarget.rig import Rig, RigError
+from core.stylize.baselines import STYLIZERS
+from core.stylize.request import GROUPS, StyleRequest
+
+STAGES = ("prepare", "retarget in", "stylize", "retarget out", "resample out")
+
+
+class Cancelled(Exception):
+    """The job was cancelled between two steps."""
+
+
+@dataclass(frozen=True)
+class RigMotion:
+    """A motion on a user's rig: the rig description and the motion on its skeleton."""
+
+    rig: Rig
+    motion: Motion
+
+    @classmethod
+    def from_arrays(cls, rig: Rig, rotations, translations, fps: float) -> RigMotion:
+        rotations = np.asarray(rotations, dtype=np.float64)
+        translations = np.asarray(translations, dtype=np.float64)
+        j = rig.skeleton.num_joints
+        if rotations.ndim != 3 or rotations.shape[1:] != (j, 4) or translations.shape != rotations.shape[:2] + (3,):
+            raise ValueError(
+                f"rig {rig.name!r} has {j} bones: rotations must be (F, {j}, 4) and translations (F, {j}, 3); "
+                f"got {rotations.shape} and {translations.shape}"
+            )
+        if not np.isfinite(rotations).all() or not np.isfinite(translations).all():
+            raise ValueError("motion arrays hold NaN or infinite values")
+        norms = np.linalg.norm(rotations, axis=-1)
+        if (norms < 1e-6).any():
+            raise ValueError("rotations hold zero-length quaternions")
+        if np.abs(norms - 1.0).max() > 1e-4:  # else kept as given, so weight 0 returns the input bit for bit
+            rotations = rotations / norms[..., None]
+        return cls(rig, Motion(rig.skeleton, rotations, translations, float(fps)))
+
+
+@dataclass
+class Job:
+    """Progress reporting and cancellation for one pipeline run: ``progress(step, total, stage)``
+    is called before each step; ``cancelled()`` is polled between steps."""
+
+    progress: Callable[[int, int, str], None] | None = None
+    cancelled: Callable[[], bool] | None = None
+    step_delay: float = 0.0  # seconds slept at each step (tests of cancel use it)
+    _step: int = field(default=0, init=False)
+
+    def step(self, stage: str) -> None:
+        if self.cancelled is not None and self.cancelled():
+            raise Cancelled(f"cancelled before {stage}")
+        if self.progress is not None:
+            self.progress(self._step, len(STAGES), stage)
+        self._step += 1
+        if self.step_delay > 0:
+            time.sleep(self.step_delay)
+            if self.cancelled is not None and self.cancelled():
+                raise Cancelled(f"cancelled during {stage}")
+
+
+def to_canonical(source: RigMotion) -> Motion:
+    """The motion at 30 fps on the canonical skeleton."""
+    return retarget(resample(source.motion, FEATURE_FPS), source.rig, canonical_rig())
+
+
+def kept_bones(rig: Rig, weights: dict[str, float]) -> tuple[list[int], bool]:
+    """(bones whose local rotation is the content's, whether the pelvis translation is the
+    content's) for these group weights: unmapped bones and those of weight-0 groups."""
+    zero = {g for g in GROUPS if float(weights.get(g, 1.0)) == 0.0}
+    driven = set()
+    for joint in rig.mapping:
+        group = next((g for g, names in BODY_GROUPS.items() if joint in names), None)
+        if joint == "Hips":
+            if not {"root", "torso"} <= zero:
+                driven.add(rig.bone(joint))
+        elif group not in zero:
+            driven.add(rig.bone(joint))
+    return [b for b in range(rig.skeleton.num_joints) if b not in driven], "root" in zero
+
+
+def stylize_rig_motion(
+    content: RigMotion,
+    reference: RigMotion,
+    group_references: dict[str, RigMotion] | None = None,
+    weights: dict[str, float] | None = None,
+    options: dict | None = None,
+    stylizer="statistics",
+    job: Job | None = None,
+) -> Motion:
+    """Stylize ``content`` (on its rig) with ``reference``; the result is on the content's
+    skeleton, at its fps, with its frame count. ``stylizer``: a name in STYLIZERS or an object."""
+    job = job or Job()
+    weights = {g: float(w) for g, w in (weights or {}).items()}
+    group_references = dict(group_references or {})
+    options = dict(options or {})
+    job.step("prepare")
+    if isinstance(stylizer, str):
+        if stylizer not in STYLIZERS:
+            raise ValueError(f"unknown stylizer {stylizer!r}; known: {sorted(STYLIZERS)}")
+        stylizer = STYLIZERS[stylizer]()
+    unknown = sorted((set(weights) | set(group_references)) - set(GROUPS))
+    if unknown:
+        raise ValueError(f"unknown body groups {unknown}; groups are {list(GROUPS)}")
+    job.step("retarget in")
+    content_c = to_canonical(content)
+    reference_c = to_canonical(reference)
+    groups_c = {g: to_canonical(m) for g, m in group_references.items()}
+    job.step("stylize")
+    out_c = stylizer.stylize(StyleRequest(content_c, reference_c, groups_c, weights, options))
+    job.step("retarget out")
+    base30 = resample(content.motion, FEATURE_FPS)
+    out30 = retarget(out_c, canonical_rig(), content.rig, target_base=base30)
+    job.step("resample out")
+    original = content.motion
+    if abs(original.fps - FEATURE_FPS) < 1e-9 and out30.num_frames == original.num_frames:
+        out = out30.with_arrays(out30.rotations.copy(), out30.positions.copy(), original.fps)
+    else:
+        index = np.arange(original.num_frames) * (FEATURE_FPS / original.fps)
+        out = sample_frames(out30, index).with_arrays(fps=original.fps)
+    keep, keep_pelvis = kept_bones(content.rig, weights)
+    rotations, positions = out.rotations, out.positions.copy()
+    rotations[:, keep] = original.rotations[:, keep]
+    pelvis = content.rig.bone("Hips")
+    moved = [b for b in range(original.skeleton.num_joints) if b != pelvis or keep_pelvis]
+    positions[:, moved] = original.positions[:, moved]
+    return out.with_arrays(rotations, positions)
+
+
+def rig_from_description(description) -> Rig:
+    """A Rig from its description (the Rig.to_json text or the object it encodes)."""
+    text = description if isinstance(description, str) else json.dumps(description)
+    try:
+        return Rig.from_json(text)
+    except RigError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise RigError(f"bad rig description: {type(e).__name__}: {e}") from None
+
+
+def motions_from_message(header: dict, arrays: dict) -> tuple[RigMotion, RigMotion, dict[str, RigMotion]]:
+    """(content, reference, group references) of a validated stylize request (core.protocol)."""
+    motions = {}
+    for key, meta in header["motions"].items():
+        try:
+            rig = rig_from_description(meta["rig"])
+            motions[key] = RigMotion.from_arrays(
+                rig, arrays[f"{key}.rotations"], arrays[f"{key}.translations"], meta["fps"]
+            )
+        except ValueError as e:
+            raise type(e)(f"motion {key!r}: {e}") from None
+    groups = {key.split(":", 1)[1]: m for key, m in motions.items() if key.startswith("reference:")}
+    return motions["content"], motions["reference"], groups

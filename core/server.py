@@ -1,0 +1,269 @@
+"""The runtime server: ``python -m core.server [--device auto|cpu|cuda] [--stylizer statistics]``.
+
+Speaks core.protocol on stdin (requests) and stdout (replies); logs go to stderr. Before anything
+heavy is imported, file descriptor 1 is pointed at stderr and ``sys.stdout`` at ``sys.stderr``, so
+a stray print (ours, a library's, or C code writing to fd 1) can never corrupt the protocol; the
+protocol writes to a private duplicate of the original stdout.
+
+Session: the client's first message is ``hello`` with its protocol version; the server answers
+``hello`` (version, device, stylizer, pid) or, on a version mismatch, an ``error`` of kind
+``version`` naming both versions, and exits with status 3. A ``stylize`` request gets ``progress``
+messages (step, total, stage) and then a ``result`` or an ``error``. ``cancel`` (by id, or the
+running job when no id) stops the job between steps with an error of kind ``cancelled``.
+``shutdown`` exits with status 0; so does the end of stdin. A malformed frame gets an error of kind
+``protocol``; when the frame could not be consumed whole (the stream position is lost) the server
+exits with status 2 after answering. Bad input never crashes the server: it answers an error of
+kind ``bad_request`` (or ``internal`` for a bug, with the traceback) and keeps serving.
+
+Exit statuses: 0 shutdown or end of input, 2 unrecoverable protocol error, 3 version mismatch.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def _protect_stdout():
+    """A binary stream on the original stdout for the protocol; fd 1 and sys.stdout go to stderr."""
+    out = os.fdopen(os.dup(1), "wb", buffering=1 << 16)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return out
+
+
+EXIT_OK, EXIT_PROTOCOL, EXIT_VERSION = 0, 2, 3
+
+
+def choose_device(requested: str = "auto") -> str:
+    """'cuda' when asked for or when torch sees a GPU (auto), else 'cpu'."""
+    if requested == "cpu":
+        return "cpu"
+    try:
+        import torch
+
+        available = torch.cuda.is_available()
+    except Exception:  # noqa: BLE001  torch missing or broken: the numpy stylizers still run
+        available = False
+    if requested == "cuda" and not available:
+        raise RuntimeError("--device cuda was asked for but torch sees no CUDA device")
+    return "cuda" if available else "cpu"
+
+
+class Server:
+    def __init__(self, instream, outstream, stylizer: str = "statistics", device: str = "cpu", log=None):
+        import logging
+        import queue
+        import threading
+
+        from core import protocol
+
+        self.p = protocol
+        self.instream, self.outstream = instream, outstream
+        self.stylizer_name, self.device = stylizer, device
+        self.log = log or logging.getLogger("core.server")
+        self.queue: queue.Queue = queue.Queue()
+        self.write_lock = threading.Lock()
+        self.cancel_lock = threading.Lock()
+        # Requests are numbered as they are read; a cancel marks the ones read before it.
+        self.seq = 0
+        self.pending: dict[int, object] = {}  # seq -> id of stylize requests read, not finished
+        self.cancelled_seqs: set[int] = set()
+        self.cancel_upto = 0  # every request numbered up to here is cancelled (cancel without id)
+        self.greeted = False
+        self._threading = threading
+
+    # --- output ---------------------------------------------------------------------------
+
+    def send(self, header: dict, arrays=None) -> None:
+        with self.write_lock:
+            try:
+                self.p.write_message(self.outstream, header, arrays)
+            except (BrokenPipeError, OSError, ValueError) as e:  # the client is gone
+                self.log.warning("cannot write a %s reply: %s", header.get("type"), e)
+
+    def send_error(self, kind: str, message: str, tb: str = "", request_id=None) -> None:
+        self.log.info("error reply (%s): %s", kind, message)
+        self.send(self.p.error_reply(kind, message, tb, request_id))
+
+    # --- input ----------------------------------------------------------------------------
+
+    def reader(self) -> None:
+        """Reads frames; cancels act at once, everything else is queued for the main thread."""
+        p = self.p
+        while True:
+            try:
+                header, arrays = p.read_message(self.instream, types=p.REQUEST_TYPES)
+            except p.Closed:
+                self.queue.put(("closed", None, None))
+                return
+            except p.ProtocolError as e:
+                self.queue.put(("protocol_error", e, None))
+                if not e.in_sync:
+                    return
+                continue
+            except Exception as e:  # noqa: BLE001  an I/O error on stdin: treat as closed
+                self.log.warning("reading stdin failed: %r", e)
+                self.queue.put(("closed", None, None))
+                return
+            kind = header["type"]
+            if kind == "cancel":
+                with self.cancel_lock:
+                    rid = header.get("id")
+                    if rid is None:
+                        self.cancel_upto = self.seq
+                    else:
+                        self.cancelled_seqs |= {n for n, i in self.pending.items() if i == rid}
+                self.log.info("cancel %r", header.get("id"))
+                continue
+            if kind == "shutdown":
+                with self.cancel_lock:
+                    self.cancel_upto = self.seq
+                self.queue.put(("shutdown", header, None))
+                return
+            if kind == "stylize":
+                with self.cancel_lock:
+                    self.seq += 1
+                    header["_seq"] = self.seq
+                    self.pending[self.seq] = header["id"]
+            self.queue.put((kind, header, arrays))
+
+    # --- main loop ------------------------------------------------------------------------
+
+    def serve(self) -> int:
+        thread = self._threading.Thread(target=self.reader, name="protocol-reader", daemon=True)
+        thread.start()
+        while True:
+            kind, header, arrays = self.queue.get()
+            if kind in ("closed", "shutdown"):
+                self.log.info("%s: exiting", kind)
+                return EXIT_OK
+            if kind == "protocol_error":
+                self.send_error("protocol", str(header))
+                if not header.in_sync:
+                    return EXIT_PROTOCOL
+                continue
+            if kind == "hello":
+                version = header["version"]
+                if version != self.p.PROTOCOL_VERSION:
+                    self.send_error(
+                        "version",
+                        f"protocol version mismatch: the client speaks version {version}, this server "
+                        f"speaks version {self.p.PROTOCOL_VERSION}; update the add-on or the runtime",
+                    )
+                    return EXIT_VERSION
+                self.greeted = True
+                self.send(
+                    {
+                        "type": "hello",
+                        "version": self.p.PROTOCOL_VERSION,
+                        "device": self.device,
+                        "stylizer": self.stylizer_name,
+                        "pid": os.getpid(),
+                        **({"id": header["id"]} if isinstance(header.get("id"), (str, int)) else {}),
+                    }
+                )
+                continue
+            if not self.greeted:
+                with self.cancel_lock:
+                    self.pending.pop(header.pop("_seq", None), None)
+                self.send_error("handshake", f"send hello before {kind}", request_id=header.get("id"))
+                continue
+            if kind == "stylize":
+                self.run_stylize(header, arrays)
+
+    def run_stylize(self, header: dict, arrays: dict) -> None:
+        import traceback
+
+        from core.retarget.rig import RigError
+        from core.runtime import Cancelled, Job
+
+        rid, seq = header["id"], header.pop("_seq")
+
+        def cancelled() -> bool:
+            with self.cancel_lock:
+                return seq <= self.cancel_upto or seq in self.cancelled_seqs
+
+        def progress(step: int, total: int, stage: str) -> None:
+            self.send({"type": "progress", "id": rid, "step": step, "total": total, "stage": stage})
+
+        options = dict(header.get("options", {}))
+        try:
+            delay = float(options.pop("step_delay", 0.0))
+            job = Job(progress, cancelled, step_delay=min(max(delay, 0.0), 10.0))
+            result = self.stylize(header, arrays, options, job)
+        except Cancelled as e:
+            self.send_error("cancelled", f"request {rid!r} was cancelled ({e})", request_id=rid)
+        except (RigError, ValueError, KeyError, TypeError, IndexError) as e:
+            self.send_error("bad_request", f"{type(e).__name__}: {e}", traceback.format_exc(), rid)
+        except Exception as e:  # a bug: report it with its traceback and keep serving
+            self.log.exception("stylize %r failed", rid)
+            self.send_error("internal", f"{type(e).__name__}: {e}", traceback.format_exc(), rid)
+        else:
+            self.send(
+                {"type": "result", "id": rid, "fps": result.fps},
+                {"rotations": result.rotations, "translations": result.positions},
+            )
+        finally:
+            with self.cancel_lock:
+                self.pending.pop(seq, None)
+                self.cancelled_seqs.discard(seq)
+
+    def stylize(self, header: dict, arrays: dict, options: dict, job):
+        from core.runtime import motions_from_message, stylize_rig_motion
+
+        content, reference, groups = motions_from_message(header, arrays)
+        options.setdefault("device", self.device)
+        return stylize_rig_motion(
+            content, reference, groups, header.get("weights", {}), options, self.stylizer_name, job
+        )
+
+
+def main(argv=None) -> int:
+    out = _protect_stdout()
+    import argparse
+    import logging
+    import time
+
+    start = time.perf_counter()
+    parser = argparse.ArgumentParser(prog="python -m core.server", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--stylizer", default="statistics")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        stream=sys.stderr, level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    log = logging.getLogger("core.server")
+    import core.runtime  # noqa: F401  (the heavy imports, before the handshake)
+    from core.stylize.baselines import STYLIZERS
+
+    if args.stylizer not in STYLIZERS:
+        log.error("unknown stylizer %r; known: %s", args.stylizer, sorted(STYLIZERS))
+        return 1
+    try:
+        device = choose_device(args.device)
+    except RuntimeError as e:
+        log.error("%s", e)
+        return 1
+    log.info(
+        "ready in %.2f s: device %s, stylizer %s, pid %d",
+        time.perf_counter() - start,
+        device,
+        args.stylizer,
+        os.getpid(),
+    )
+    server = Server(sys.stdin.buffer, out, args.stylizer, device, log)
+    code = server.serve()
+    try:
+        out.flush()
+    except OSError:
+        pass
+    return code
+
+
+if __name__ == "__main__":
+    # os._exit: the reader thread may sit in a blocking read of stdin.
+    code = main()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,599 @@
+"""core.server as a real subprocess on pipes (no mocks), and the `python -m core stylize` command."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO_ROOT, bandai_clip
+
+from core import protocol as P
+from core.io.bvh import read_bvh
+from core.motion.canonical import JOINT_NAMES
+from core.ops.rotations import quat_conj, quat_mul
+from core.retarget.matching import rig_for_skeleton
+from core.runtime import RigMotion, stylize_rig_motion
+from core.stylize.baselines import GROUP_LOCAL_JOINTS
+
+TIMEOUT = 20.0
+CONTENT = "dataset-2_walk_normal_001.bvh.gz"
+STYLE = "dataset-1_walk_angry_001.bvh"
+
+
+class ServerProcess:
+    """``python -m core.server`` on pipes, with a reader thread that queues its replies."""
+
+    def __init__(self, *args, log=None):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "core.server", "--device", "cpu", "--log-level", "WARNING", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log if log is not None else subprocess.DEVNULL,
+            cwd=REPO_ROOT,
+        )
+        self.replies: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        while True:
+            try:
+                self.replies.put(P.read_message(self.proc.stdout, types=P.REPLY_TYPES))
+            except P.Closed:
+                self.replies.put(None)
+                return
+            except Exception as e:  # noqa: BLE001  a corrupt reply: the test fails on it
+                self.replies.put(("corrupt", e))
+                return
+
+    def send(self, header, arrays=None):
+        P.write_message(self.proc.stdin, header, arrays)
+
+    def send_raw(self, data: bytes):
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def recv(self, timeout=TIMEOUT):
+        try:
+            item = self.replies.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no reply from the server within {timeout} s") from None
+        assert not (isinstance(item, tuple) and item[0] == "corrupt"), f"corrupt reply: {item[1]}"
+        return item
+
+    def hello(self):
+        self.send(P.hello_request())
+        header, _ = self.recv()
+        assert header["type"] == "hello", header
+        return header
+
+    def until_final(self, timeout=TIMEOUT):
+        """(progress headers, final header, arrays) of one request."""
+        progress = []
+        while True:
+            item = self.recv(timeout)
+            assert item is not None, "server closed during a request"
+            header, arrays = item
+            if header["type"] != "progress":
+                return progress, header, arrays
+            progress.append(header)
+
+    def close(self, timeout=10.0) -> int:
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = ServerProcess()
+    s.hello()
+    yield s
+    s.send({"type": "shutdown"})
+    assert s.proc.wait(10) == 0
+
+
+@pytest.fixture(scope="module")
+def clips(data_root):
+    content = read_bvh(bandai_clip(CONTENT))
+    style = read_bvh(bandai_clip(STYLE))
+
+    def f32(m):  # what goes over the wire
+        return m.with_arrays(
+            m.rotations.astype(np.float32).astype(np.float64), m.positions.astype(np.float32).astype(np.float64)
+        )
+
+    return RigMotion(rig_for_skeleton(content.skeleton), f32(content)), RigMotion(
+        rig_for_skeleton(style.skeleton), f32(style)
+    )
+
+
+def _wire(rm: RigMotion, rotations=None):
+    m = rm.motion
+    return rm.rig.to_json(), m.fps, m.rotations if rotations is None else rotations, m.positions
+
+
+def _angle(a, b):
+    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    d = quat_mul(quat_conj(a), b)
+    return 2 * np.arctan2(np.linalg.norm(d[..., 1:], axis=-1), np.abs(d[..., 0]))
+
+
+def test_handshake_reports_version_and_device(server):
+    header = server.hello()
+    assert header["version"] == P.PROTOCOL_VERSION
+    assert header["device"] == "cpu" and header["stylizer"] == "statistics"
+    assert header["pid"] == server.proc.pid
+
+
+def test_stylize_over_the_protocol_equals_the_library(server, clips):
+    content, style = clips
+    weights = {"root": 0.5, "left_arm": 1.5}
+    header, arrays = P.stylize_request("walk", _wire(content), _wire(style), weights=weights)
+    server.send(header, arrays)
+    progress, final, out = server.until_final()
+    assert final["type"] == "result" and final["id"] == "walk", final
+    assert [p["step"] for p in progress] == list(range(5)) and all(p["total"] == 5 for p in progress)
+    expected = stylize_rig_motion(content, style, weights=weights)
+    assert out["rotations"].shape == content.motion.rotations.shape and final["fps"] == content.motion.fps
+    assert _angle(out["rotations"].astype(np.float64), expected.rotations).max() < 1e-5
+    np.testing.assert_allclose(out["translations"], expected.positions, atol=1e-3)
+    assert _angle(expected.rotations, content.motion.rotations).max() > 0.05  # it did restyle
+
+
+def test_group_weight_zero_keeps_the_source_arm(server, clips):
+    content, style = clips
+    header, arrays = P.stylize_request(1, _wire(content), _wire(style), weights={"left_arm": 0.0})
+    server.send(header, arrays)
+    _, final, out = server.until_final()
+    assert final["type"] == "result"
+    arm = [content.rig.bone(JOINT_NAMES[j]) for j in GROUP_LOCAL_JOINTS["left_arm"]]
+    got = out["rotations"][:, arm].astype(np.float64)
+    assert _angle(got, content.motion.rotations[:, arm]).max() < 1e-5
+    right = [content.rig.bone(JOINT_NAMES[j]) for j in GROUP_LOCAL_JOINTS["right_arm"]]
+    assert _angle(out["rotations"][:, right].astype(np.float64), content.motion.rotations[:, right]).max() > 0.01
+
+
+def test_per_group_reference_and_all_weights_zero(server, clips, data_root):
+    content, style = clips
+    other = read_bvh(bandai_clip("dataset-1_walk_chimpira_001.bvh"))
+    other = RigMotion(rig_for_skeleton(other.skeleton), other)
+    zero = {g: 0.0 for g in P.GROUPS}
+    header, arrays = P.stylize_request(2, _wire(content), _wire(style), {"right_arm": _wire(other)}, zero)
+    server.send(header, arrays)
+    _, final, out = server.until_final()
+    assert final["type"] == "result"
+    np.testing.assert_array_equal(out["rotations"], content.motion.rotations.astype(np.float32))
+    np.testing.assert_array_equal(out["translations"], content.motion.positions.astype(np.float32))
+    header, arrays = P.stylize_request(3, _wire(content), _wire(style), {"right_arm": _wire(other)})
+    server.send(header, arrays)
+    _, final, out = server.until_final()
+    expected = stylize_rig_motion(content, style, {"right_arm": other})
+    assert _angle(out["rotations"].astype(np.float64), expected.rotations).max() < 1e-5
+
+
+def test_cancel_stops_the_job_and_the_server_goes_on(server, clips):
+    content, style = clips
+    header, arrays = P.stylize_request("slow", _wire(content), _wire(style), options={"step_delay": 0.5})
+    server.send(header, arrays)
+    first, _ = server.recv()
+    assert first["type"] == "progress" and first["step"] == 0
+    server.send({"type": "cancel", "id": "slow"})
+    progress, final, _ = server.until_final()
+    assert final["type"] == "error" and final["kind"] == "cancelled" and final["id"] == "slow", final
+    assert len(progress) < 4
+    # a cancel without an id stops whatever runs
+    header["id"] = "slow2"
+    server.send(header, arrays)
+    server.send({"type": "cancel"})
+    _, final, _ = server.until_final()
+    assert final["kind"] == "cancelled"
+    header, arrays = P.stylize_request("after", _wire(content), _wire(style))
+    server.send(header, arrays)
+    assert server.until_final()[1]["type"] == "result"
+
+
+def _bad_rig(rig_json: str) -> dict:
+    rig = json.loads(rig_json)
+    rig["mapping"]["Hand_L"] = "NoSuchBone"
+    return rig
+
+
+@pytest.mark.parametrize("case", ["wrong_joints", "unknown_bone", "bad_rig_json", "unknown_group_option"])
+def test_bad_requests_get_errors_and_the_server_keeps_serving(server, clips, case):
+    content, style = clips
+    m = content.motion
+    rig, fps, rot, tr = _wire(content)
+    if case == "wrong_joints":
+        rot, tr = rot[:, :20], tr[:, :20]
+    elif case == "unknown_bone":
+        rig = _bad_rig(rig)
+    elif case == "bad_rig_json":
+        rig = {"name": "x", "mapping": {}}
+    options = {"max_ratio": 0.5} if case == "unknown_group_option" else {}
+    header, arrays = P.stylize_request("bad", (rig, fps, rot, tr), _wire(style), options=options)
+    server.send(header, arrays)
+    _, final, _ = server.until_final()
+    assert final["type"] == "error" and final["kind"] == "bad_request", final
+    assert final["id"] == "bad" and final["message"] and final["traceback"]
+    if case == "unknown_bone":
+        assert "NoSuchBone" in final["message"]
+    assert m.num_frames and server.hello()["version"] == P.PROTOCOL_VERSION
+
+
+def test_nan_and_malformed_frames_in_sync_get_protocol_errors(server, clips):
+    content, style = clips
+    header, arrays = P.stylize_request("nan", _wire(content), _wire(style))
+    arrays = {k: np.asarray(v, np.float32).copy() for k, v in arrays.items()}
+    arrays["content.rotations"][3, 2, 1] = np.nan
+    buf = io.BytesIO()
+    P.write_message(buf, header, {k: np.nan_to_num(v, nan=7.0) for k, v in arrays.items()})
+    raw = buf.getvalue()
+    # patch the value back to NaN in the raw payload (the writer refuses to send NaN)
+    nan_frame = raw.replace(np.float32(7.0).tobytes(), np.float32(np.nan).tobytes())
+    server.send_raw(nan_frame)
+    reply, _ = server.recv()
+    assert reply["type"] == "error" and reply["kind"] == "protocol" and "NaN" in reply["message"]
+    server.send_raw(struct_frame({"type": "stylize", "id": 1, "arrays": [], "nbytes": 0}))
+    reply, _ = server.recv()
+    assert reply["kind"] == "protocol" and "motions" in reply["message"]
+    server.send_raw(struct_frame({"type": "launch", "arrays": [], "nbytes": 0}))
+    assert "unknown message type" in server.recv()[0]["message"]
+    assert server.hello()["type"] == "hello"
+
+
+def struct_frame(header: dict, payload: bytes = b"") -> bytes:
+    raw = json.dumps(header).encode()
+    return len(raw).to_bytes(4, "little") + raw + payload
+
+
+def test_requests_before_hello_are_refused():
+    s = ServerProcess()
+    s.send_raw(struct_frame({"type": "cancel", "arrays": [], "nbytes": 0}))
+    header, arrays = P.stylize_request(
+        5,
+        (json.dumps({}), 30.0, np.ones((1, 1, 4)), np.zeros((1, 1, 3))),
+        (json.dumps({}), 30.0, np.ones((1, 1, 4)), np.zeros((1, 1, 3))),
+    )
+    s.send(header, arrays)
+    reply, _ = s.recv()
+    assert reply["kind"] == "handshake" and "hello" in reply["message"]
+    s.hello()
+    s.send({"type": "shutdown"})
+    assert s.proc.wait(10) == 0
+
+
+def test_version_mismatch_is_a_clear_error():
+    s = ServerProcess()
+    s.send(P.hello_request(version=P.PROTOCOL_VERSION + 98))
+    reply, _ = s.recv()
+    assert reply["type"] == "error" and reply["kind"] == "version"
+    assert str(P.PROTOCOL_VERSION + 98) in reply["message"] and str(P.PROTOCOL_VERSION) in reply["message"]
+    assert s.recv() is None
+    assert s.proc.wait(10) == 3
+
+
+def test_shutdown_and_end_of_input_exit_zero():
+    s = ServerProcess()
+    s.hello()
+    s.send({"type": "shutdown"})
+    assert s.recv() is None and s.proc.wait(10) == 0
+    s = ServerProcess()
+    s.hello()
+    assert s.close() == 0
+
+
+def test_stray_prints_never_reach_the_protocol(tmp_path):
+    """Anything written to fd 1 or sys.stdout inside the server lands in the log, not the pipe."""
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115  closed below
+    code = (
+        "import os, sys, runpy; sys.argv=['core.server','--device','cpu'];"
+        "import core.server as s; real=s._protect_stdout;"
+        "s._protect_stdout=lambda: (lambda o: (print('garbage'), os.write(1, b'more garbage'), o)[2])(real());"
+        "sys.exit(s.main())"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, cwd=REPO_ROOT
+    )
+    P.write_message(proc.stdin, P.hello_request())
+    header, _ = P.read_message(proc.stdout)
+    assert header["type"] == "hello"
+    P.write_message(proc.stdin, {"type": "shutdown"})
+    assert proc.wait(10) == 0
+    log.close()
+    text = (tmp_path / "server.log").read_text()
+    assert "garbage" in text and "more garbage" in text
+
+
+# --- fuzzing a live server ----------------------------------------------------------------------
+
+
+def _predict_wait(data: bytes) -> bool:
+    """Whether the server, given these bytes and an open stdin, would sit waiting for more."""
+    stream = io.BytesIO(data)
+    while True:
+        try:
+            P.read_message(stream, types=P.REQUEST_TYPES)
+        except P.Closed:
+            return False
+        except P.ProtocolError as e:
+            if "truncated" in str(e):
+                return True
+            if not e.in_sync:
+                return False
+
+
+def _in_sync_frames(count: int, seed: int) -> list[bytes]:
+    """Whole frames with bad content: random types and fields, stylize requests with NaN, shapes
+    that disagree with the rig, broken rigs, unknown groups, bad weights and options."""
+    from core.retarget.presets import canonical_rig
+
+    rng = np.random.default_rng(seed)
+    rig = json.loads(canonical_rig().to_json())
+    out = []
+    for _ in range(count):
+        kind = rng.integers(0, 3)
+        if kind == 0:
+            header = {"type": str(rng.choice(list(P.MESSAGE_TYPES) + ["zz", ""])), "arrays": [], "nbytes": 0}
+            for key in rng.choice(
+                ["id", "version", "step", "total", "kind", "motions", "fps"], size=rng.integers(0, 4)
+            ):
+                header[str(key)] = [1, "x", None, 2.5, -1, [], {}, P.PROTOCOL_VERSION][int(rng.integers(8))]
+            if header["type"] == "hello" and header.get("version") != P.PROTOCOL_VERSION:
+                header["version"] = P.PROTOCOL_VERSION  # a mismatch ends the session by design
+            out.append(struct_frame(header))
+            continue
+        frames, joints = int(rng.integers(1, 4)), 22
+        motion_rig = json.loads(json.dumps(rig))
+        if rng.random() < 0.3:
+            motion_rig["mapping"]["Hand_L"] = "Missing"
+        if rng.random() < 0.2:
+            motion_rig["skeleton"]["parents"] = [5] * 22
+        if rng.random() < 0.3:
+            joints = int(rng.integers(1, 30))
+        rot = rng.normal(size=(frames, joints, 4)).astype(np.float32)
+        tr = rng.normal(size=(frames, joints, 3)).astype(np.float32)
+        if rng.random() < 0.3:
+            rot[0, 0, int(rng.integers(4))] = [np.nan, np.inf, -np.inf][int(rng.integers(3))]
+        weights = {str(rng.choice(list(P.GROUPS) + ["tail"])): float(rng.normal())}
+        header = {
+            "type": "stylize",
+            "id": int(rng.integers(100)),
+            "weights": weights,
+            "options": {"max_ratio": float(rng.normal())},
+            "motions": {
+                k: {"rig": motion_rig, "fps": float(rng.choice([30.0, 0.0, 24.0]))} for k in ("content", "reference")
+            },
+        }
+        arrays = {
+            "content.rotations": rot,
+            "content.translations": tr,
+            "reference.rotations": rot,
+            "reference.translations": tr,
+        }
+        header["arrays"] = [{"name": k, "shape": list(v.shape)} for k, v in arrays.items()]
+        header["nbytes"] = sum(v.nbytes for v in arrays.values())
+        out.append(struct_frame(header, b"".join(v.tobytes() for v in arrays.values())))
+    return out
+
+
+def test_fuzz_live_server_answers_or_closes_cleanly():
+    """1,000 frames: a quarter random / truncated / oversized / bit-flipped (most of which lose the
+    stream position, so the server answers and exits, and is restarted), the rest whole frames with
+    bad content (answered with an error while the session goes on)."""
+    from test_protocol import fuzz_frames
+
+    n = int(os.environ.get("FUZZ_N", "1000"))
+    rng = np.random.default_rng(7)
+    frames = fuzz_frames(n // 4, seed=99) + _in_sync_frames(n - n // 4, seed=98)
+    frames = [frames[i] for i in rng.permutation(len(frames))]
+    spare = ServerProcess()
+    s, restarts, errors = None, 0, 0
+    start = time.perf_counter()
+    pids = []
+    for i, frame in enumerate(frames):
+        if s is None:
+            s, spare = spare, ServerProcess()  # a spare starts while this one works
+            pids.append(s.proc.pid)
+            s.hello()
+        buf = io.BytesIO()
+        P.write_message(buf, P.hello_request(id=f"probe-{i}"))
+        probe_bytes = buf.getvalue()
+        wait = _predict_wait(frame + probe_bytes)
+        try:
+            s.send_raw(frame + probe_bytes)
+            if wait:  # it waits for the rest of a frame: the client gives up and closes
+                s.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        closed = False
+        while True:
+            item = s.recv(timeout=10.0)
+            if item is None:
+                closed = True
+                break
+            header, _ = item
+            assert header["type"] in ("error", "hello", "progress", "result"), header
+            errors += header["type"] == "error"
+            if header["type"] == "hello" and header.get("id") == f"probe-{i}":
+                break
+        if closed:
+            code = s.proc.wait(10)
+            assert code in (0, 2, 3), (i, code)
+            s.close()
+            s, restarts = None, restarts + 1
+    for proc in (s, spare):
+        if proc is not None:
+            assert proc.close() == 0
+    assert restarts > n // 10 and errors > n // 2, (restarts, errors)
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}")
+    print(
+        f"fuzz: {len(frames)} frames, {errors} error replies, {restarts} restarts, {time.perf_counter() - start:.1f} s"
+    )
+
+
+# --- kill / restart -----------------------------------------------------------------------------
+
+
+def _children_running_server() -> list[int]:
+    me = str(os.getpid())
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = stat.rsplit(")", 1)[1].split()[1]
+        if ppid == me and b"core.server" in cmd:
+            found.append(int(entry))
+    return found
+
+
+def test_kill_restart_cycles_leave_no_stray_processes(clips):
+    before = set(_children_running_server())  # the module's shared server
+    content, style = clips
+    header, arrays = P.stylize_request("k", _wire(content), _wire(style), options={"step_delay": 5})
+    pids = []
+    for cycle in range(20):
+        s = ServerProcess()
+        pids.append(s.proc.pid)
+        s.hello()
+        s.send(header, arrays)
+        assert s.recv()[0]["type"] == "progress"  # killed mid-request
+        s.proc.send_signal(signal.SIGKILL if cycle % 2 else signal.SIGTERM)
+        assert s.proc.wait(10) != 0
+        assert s.recv() is None
+        s.proc.stdin.close()
+        s.proc.stdout.close()
+    assert set(_children_running_server()) == before
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}"), pid
+    s = ServerProcess()  # and the next one works
+    s.hello()
+    assert s.close() == 0
+
+
+# --- timings and the command line ---------------------------------------------------------------
+
+
+def test_cold_start_and_warm_latency(clips, data_root):
+    start = time.perf_counter()
+    s = ServerProcess()
+    s.hello()
+    cold = time.perf_counter() - start
+    content, style = clips
+    m = content.motion
+    frames = np.arange(300) % m.num_frames  # a 300-frame clip
+    rm = RigMotion(content.rig, m.with_arrays(m.rotations[frames], m.positions[frames]))
+    header, arrays = P.stylize_request(0, _wire(rm), _wire(style))
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        s.send(header, arrays)
+        assert s.until_final()[1]["type"] == "result"
+        times.append(time.perf_counter() - t)
+    assert s.close() == 0
+    warm = float(np.median(times))
+    print(f"cold start to hello {cold:.3f} s; warm stylize of 300 frames {warm * 1000:.0f} ms (median of 5)")
+    assert cold < 5.0 and warm < 2.0
+
+
+def test_command_line_stylize(tmp_path, data_root):
+    out = tmp_path / "out.bvh"
+    cmd = [
+        sys.executable,
+        "-m",
+        "core",
+        "stylize",
+        str(bandai_clip(CONTENT)),
+        str(bandai_clip(STYLE)),
+        "-o",
+        str(out),
+        "--weights",
+        "root=0,left_arm=0.5",
+        "--group-reference",
+        f"right_arm={bandai_clip('dataset-1_walk_chimpira_001.bvh')}",
+    ]
+    run = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    written, content = read_bvh(out), read_bvh(bandai_clip(CONTENT))
+    assert written.skeleton.names == content.skeleton.names
+    assert written.num_frames == content.num_frames and written.fps == pytest.approx(content.fps)
+
+
+def test_command_line_errors_are_clear(tmp_path, data_root):
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "core", "stylize", *map(str, args)],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    broken = tmp_path / "broken.bvh"
+    broken.write_text("HIERARCHY\nROOT Hips\n{\n  OFFSET 0 0\n")
+    r = run(broken, bandai_clip(STYLE), "-o", tmp_path / "o.bvh")
+    assert r.returncode == 2 and "broken.bvh:4" in r.stderr and "Traceback" not in r.stderr
+    odd = tmp_path / "odd.bvh"
+    odd.write_text(
+        "HIERARCHY\nROOT Thing\n{\n  OFFSET 0 0 0\n  CHANNELS 3 Zrotation Xrotation Yrotation\n"
+        "  End Site\n  {\n    OFFSET 0 1 0\n  }\n}\nMOTION\nFrames: 1\nFrame Time: 0.033333\n0 0 0\n"
+    )
+    r = run(odd, bandai_clip(STYLE), "-o", tmp_path / "o.bvh")
+    assert r.returncode == 2 and "unknown rig" in r.stderr and "required canonical joints" in r.stderr
+    r = run(bandai_clip(CONTENT), bandai_clip(STYLE), "-o", tmp_path / "o.bvh", "--weights", "tail=1")
+    assert r.returncode == 2 and "unknown body group 'tail'" in r.stderr
+
+
+def test_other_rig_at_another_frame_rate(server, clips):
+    """A Mixamo-rig clip at 24 fps: the reply is on the Mixamo skeleton with its frame rate and
+    frame count, equals the library, and weight-0 and unmapped bones keep the content exactly."""
+    from core.ops.resample import resample
+    from core.retarget.presets import bundled_rig
+    from core.retarget.retarget import retarget
+
+    content, style = clips
+    mixamo = bundled_rig("mixamo")
+    moved = resample(retarget(content.motion, content.rig, mixamo), 24.0)
+    moved = moved.with_arrays(moved.rotations.astype(np.float32), moved.positions.astype(np.float32))
+    source = RigMotion(
+        mixamo, moved.with_arrays(moved.rotations.astype(np.float64), moved.positions.astype(np.float64))
+    )
+    weights = {"left_arm": 0.0, "right_leg": 1.5}
+    header, arrays = P.stylize_request("mixamo", _wire(source), _wire(style), weights=weights)
+    server.send(header, arrays)
+    _, final, out = server.until_final()
+    assert final["type"] == "result", final
+    assert out["rotations"].shape == source.motion.rotations.shape and final["fps"] == 24.0
+    expected = stylize_rig_motion(source, style, weights=weights)
+    assert _angle(out["rotations"].astype(np.float64), expected.rotations).max() < 1e-5
+    mapped = set(mixamo.mapping.values())
+    arm = {mixamo.mapping[JOINT_NAMES[j]] for j in GROUP_LOCAL_JOINTS["left_arm"] if JOINT_NAMES[j] in mixamo.mapping}
+    kept = [i for i, n in enumerate(mixamo.skeleton.names) if n not in mapped or n in arm]
+    assert len(kept) > len(arm)  # the rig has unmapped bones (fingers, twist, end bones)
+    np.testing.assert_array_equal(out["rotations"][:, kept], moved.rotations[:, kept])
+    driven = [mixamo.bone(j) for j in ("UpperLeg_R", "LowerLeg_R")]
+    assert _angle(out["rotations"][:, driven].astype(np.float64), source.motion.rotations[:, driven]).max() > 0.01
