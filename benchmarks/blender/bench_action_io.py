@@ -12,23 +12,21 @@ bone QUATERNION, a 300-frame source action with rotation AND location curves on 
 """
 
 import argparse
-import importlib.util
+import importlib
 import json
 import os
 import statistics
+import sys
 import time
 
 import numpy as np
 
 from tools.headless import run_and_exit
 
+# action_io as a plain module: the blender_addon package itself registers the add-on with bpy.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "blender_addon"))
 
-def load_action_io():
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "blender_addon", "action_io.py")
-    spec = importlib.util.spec_from_file_location("mst_action_io", os.path.abspath(path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+
 
 
 def build_rig(n_bones, rng):
@@ -77,7 +75,7 @@ def main():
 
     import bpy
 
-    io = load_action_io()
+    io = importlib.import_module("action_io")
     bpy.ops.wm.read_factory_settings(use_empty=True)
     rng = np.random.default_rng(0)
     obj = build_rig(args.bones, rng)

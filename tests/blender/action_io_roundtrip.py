@@ -14,24 +14,20 @@ For the case: read_action of the source, write_action of the arrays as a new act
 
 import argparse
 import hashlib
+import importlib
 import json
 import os
+import sys
 import time
 
 import numpy as np
 
 from tools.headless import run_and_exit
 
+# action_io as a plain module: the blender_addon package itself registers the add-on with bpy.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "blender_addon"))
 
-def load_action_io():
-    """blender_addon/action_io.py by path (the package __init__ registers the add-on; not wanted here)."""
-    import importlib.util
 
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "blender_addon", "action_io.py")
-    spec = importlib.util.spec_from_file_location("mst_action_io", os.path.abspath(path))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def action_hash(io, obj, action):
@@ -140,7 +136,7 @@ def main():
 
     import bpy
 
-    io = load_action_io()
+    io = importlib.import_module("action_io")
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     result = {"case": args.case, "blender_version": bpy.app.version_string}
