@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from training.data.paths import REPO_ROOT
+
 SETUP_HINT = "python3 -m venv .venv-blender && .venv-blender/bin/pip install bpy==5.0.1 'numpy<2'"
 
 

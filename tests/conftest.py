@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DATA_ROOT = Path(os.environ.get("MST_DATA", REPO_ROOT.parent / "shared" / "data"))
-BANDAI_ROOT = DATA_ROOT / "bandai-namco"
+from training.data.paths import REPO_ROOT, bandai_root, data_root
+
+__all__ = ["BANDAI_ROOT", "DATA_ROOT", "REPO_ROOT", "bandai_clip"]
+
+DATA_ROOT = data_root()
+BANDAI_ROOT = bandai_root(DATA_ROOT)
 
 
 def bandai_clip(name: str) -> Path:

@@ -9,7 +9,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def data_root() -> Path:
-    """The shared data folder: ``$MST_DATA`` if set, else ``<repo>/../shared/data`` (as in tests/conftest.py)."""
+    """The shared data folder: ``$MST_DATA`` if set, else ``<repo>/../shared/data``."""
     return Path(os.environ.get("MST_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
