@@ -21,10 +21,10 @@ def _pairs(text: str, what: str) -> dict[str, str]:
 
 
 def _load(path: str):
-    from core.io.bvh import read_bvh
-    from core.retarget.matching import rig_for_skeleton
-    from core.retarget.rig import RigError
-    from core.runtime import RigMotion
+    from .io.bvh import read_bvh
+    from .retarget.matching import rig_for_skeleton
+    from .retarget.rig import RigError
+    from .runtime import RigMotion
 
     motion = read_bvh(path)
     try:
@@ -35,9 +35,9 @@ def _load(path: str):
 
 
 def stylize_command(args) -> int:
-    from core.io.bvh import write_bvh
-    from core.runtime import stylize_rig_motion
-    from core.stylize.request import GROUPS
+    from .io.bvh import write_bvh
+    from .runtime import stylize_rig_motion
+    from .stylize.request import GROUPS
 
     weights = {}
     for group, value in _pairs(args.weights or "", "--weights").items():
@@ -83,8 +83,8 @@ def main(argv=None) -> int:
     st.add_argument("--stylizer", default="statistics")
     st.add_argument("--option", help="stylizer options, e.g. max_ratio=3")
     args = parser.parse_args(argv)
-    from core.io.bvh import BVHError
-    from core.retarget.rig import RigError
+    from .io.bvh import BVHError
+    from .retarget.rig import RigError
 
     try:
         return stylize_command(args)

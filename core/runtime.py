@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.motion.canonical import BODY_GROUPS
-from core.motion.motion import Motion
-from core.ops.features import FEATURE_FPS
-from core.ops.resample import resample, sample_frames
-from core.retarget.presets import canonical_rig
-from core.retarget.retarget import retarget
-from core.retarget.rig import Rig, RigError
-from core.stylize.baselines import STYLIZERS
-from core.stylize.request import GROUPS, StyleRequest
+from .motion.canonical import BODY_GROUPS
+from .motion.motion import Motion
+from .ops.features import FEATURE_FPS
+from .ops.resample import resample, sample_frames
+from .retarget.presets import canonical_rig
+from .retarget.retarget import retarget
+from .retarget.rig import Rig, RigError
+from .stylize.baselines import STYLIZERS
+from .stylize.request import GROUPS, StyleRequest
 
 STAGES = ("prepare", "retarget in", "stylize", "retarget out", "resample out")
 

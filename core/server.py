@@ -56,7 +56,7 @@ class Server:
         import queue
         import threading
 
-        from core import protocol
+        from . import protocol
 
         self.p = protocol
         self.instream, self.outstream = instream, outstream
@@ -175,8 +175,8 @@ class Server:
     def run_stylize(self, header: dict, arrays: dict) -> None:
         import traceback
 
-        from core.retarget.rig import RigError
-        from core.runtime import Cancelled, Job
+        from .retarget.rig import RigError
+        from .runtime import Cancelled, Job
 
         rid, seq = header["id"], header.pop("_seq")
 
@@ -210,7 +210,7 @@ class Server:
                 self.cancelled_seqs.discard(seq)
 
     def stylize(self, header: dict, arrays: dict, options: dict, job):
-        from core.runtime import motions_from_message, stylize_rig_motion
+        from .runtime import motions_from_message, stylize_rig_motion
 
         content, reference, groups = motions_from_message(header, arrays)
         options.setdefault("device", self.device)
@@ -235,8 +235,8 @@ def main(argv=None) -> int:
         stream=sys.stderr, level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     log = logging.getLogger("core.server")
-    import core.runtime  # noqa: F401  (the heavy imports, before the handshake)
-    from core.stylize.baselines import STYLIZERS
+    from . import runtime  # noqa: F401  (the heavy imports, before the handshake)
+    from .stylize.baselines import STYLIZERS
 
     if args.stylizer not in STYLIZERS:
         log.error("unknown stylizer %r; known: %s", args.stylizer, sorted(STYLIZERS))

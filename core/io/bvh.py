@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.motion.motion import Motion
-from core.motion.skeleton import POSITION_CHANNELS, ROTATION_CHANNELS, Skeleton
-from core.ops.rotations import axis_quat, quat_mul, quat_to_euler
+from ..motion.motion import Motion
+from ..motion.skeleton import POSITION_CHANNELS, ROTATION_CHANNELS, Skeleton
+from ..ops.rotations import axis_quat, quat_mul, quat_to_euler
 
 _VALID_CHANNELS = {c.lower(): c for c in POSITION_CHANNELS + ROTATION_CHANNELS}
 

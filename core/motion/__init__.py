@@ -1,6 +1,6 @@
 """Core motion types."""
 
-from core.motion.motion import Motion
-from core.motion.skeleton import Skeleton
+from .motion import Motion
+from .skeleton import Skeleton
 
 __all__ = ["Motion", "Skeleton"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.motion.skeleton import ROOT_CHANNELS, Skeleton
+from .skeleton import ROOT_CHANNELS, Skeleton
 
 _JOINTS = (
     ("joint_Root", -1, (0.0, 0.0, 0.0)),

@@ -6,8 +6,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from core.motion.skeleton import Skeleton
-from core.ops.kinematics import forward_kinematics
+from ..ops.kinematics import forward_kinematics
+from .skeleton import Skeleton
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.motion.canonical import CONTACT_JOINTS, HIP_JOINTS, JOINT_NAMES, PELVIS, PLACEMENT_ROOT, canonical_skeleton
-from core.motion.motion import Motion
-from core.motion.skeleton import Skeleton
-from core.ops.backend import namespace
-from core.ops.contacts import foot_contacts
-from core.ops.rotations import (
+from ..motion.canonical import CONTACT_JOINTS, HIP_JOINTS, JOINT_NAMES, PELVIS, PLACEMENT_ROOT, canonical_skeleton
+from ..motion.motion import Motion
+from ..motion.skeleton import Skeleton
+from .backend import namespace
+from .contacts import foot_contacts
+from .rotations import (
     quat_mul,
     quat_rotate,
     quat_to_sixd,

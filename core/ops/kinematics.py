@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.ops.backend import namespace
-from core.ops.rotations import quat_conj, quat_mul, quat_rotate
+from .backend import namespace
+from .rotations import quat_conj, quat_mul, quat_rotate
 
 
 def forward_kinematics(parents, local_rotations, local_positions):

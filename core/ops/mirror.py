@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.motion.canonical import MIRROR_REFLECTIONS, mirror_name
-from core.motion.motion import Motion
-from core.ops.rotations import matrix_to_quat, quat_to_matrix
+from ..motion.canonical import MIRROR_REFLECTIONS, mirror_name
+from ..motion.motion import Motion
+from .rotations import matrix_to_quat, quat_to_matrix
 
 WORLD_REFLECTION = (-1, 1, 1)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.motion.motion import Motion
-from core.ops.rotations import quat_slerp
+from ..motion.motion import Motion
+from .rotations import quat_slerp
 
 
 def sample_frames(motion: Motion, source_index: np.ndarray) -> Motion:

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from core.ops.backend import namespace
+from .backend import namespace
 
 _AXIS_INDEX = {"x": 0, "y": 1, "z": 2}
 

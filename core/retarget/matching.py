@@ -14,9 +14,9 @@ import re
 
 import numpy as np
 
-from core.motion.skeleton import Skeleton
-from core.retarget.presets import detect_preset, preset_rig, strip_namespace
-from core.retarget.rig import Rig
+from ..motion.skeleton import Skeleton
+from .presets import detect_preset, preset_rig, strip_namespace
+from .rig import Rig
 
 _TOKEN = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _SIDES = {"l": "L", "left": "L", "r": "R", "right": "R"}

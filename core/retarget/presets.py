@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from core.io.bvh import read_bvh
-from core.motion.canonical import canonical_skeleton
-from core.motion.skeleton import Skeleton
-from core.ops.rotations import axis_quat, identity_quat, matrix_to_quat, quat_conj, quat_mul
-from core.retarget.rig import BODY_JOINTS, Rig
+from ..io.bvh import read_bvh
+from ..motion.canonical import canonical_skeleton
+from ..motion.skeleton import Skeleton
+from ..ops.rotations import axis_quat, identity_quat, matrix_to_quat, quat_conj, quat_mul
+from .rig import BODY_JOINTS, Rig
 
 RIGS_DIR = Path(__file__).resolve().parent / "rigs"
 

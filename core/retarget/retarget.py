@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.motion.canonical import CONTACT_JOINTS as FOOT_JOINTS
-from core.motion.canonical import mirror_name
-from core.motion.motion import Motion
-from core.ops.rotations import matrix_to_quat, quat_conj, quat_mul, quat_rotate
-from core.retarget.rig import BODY_JOINTS, UP_AXIS_TO_Y_UP, Rig, RigError
+from ..motion.canonical import CONTACT_JOINTS as FOOT_JOINTS
+from ..motion.canonical import mirror_name
+from ..motion.motion import Motion
+from ..ops.rotations import matrix_to_quat, quat_conj, quat_mul, quat_rotate
+from .rig import BODY_JOINTS, UP_AXIS_TO_Y_UP, Rig, RigError
 
 # (primary, secondary) direction of each joint's alignment frame. A direction is a body axis of the
 # rig at rest ("up", "left", "forward"), or (start, target, ...): from the start joint to the first
@@ -188,7 +188,7 @@ def standing_pelvis_height(rig: Rig) -> float:
     rigs do), unless its feet are below it (a BVH rig with its root at the origin, as CMU's rest
     skeleton): then its lowest foot joint marks the floor.
     """
-    from core.retarget.presets import canonical_rig
+    from .presets import canonical_rig
 
     canonical = canonical_rig()
     stance_world, _ = canonical.rest_world()

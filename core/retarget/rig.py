@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.motion.canonical import JOINT_NAMES, PLACEMENT_ROOT
-from core.motion.skeleton import Skeleton
-from core.ops.kinematics import forward_kinematics
-from core.ops.rotations import identity_quat
+from ..motion.canonical import JOINT_NAMES, PLACEMENT_ROOT
+from ..motion.skeleton import Skeleton
+from ..ops.kinematics import forward_kinematics
+from ..ops.rotations import identity_quat
 
 # Canonical joints that retargeting drives. The placement joint is not among them: the canonical
 # features fold it into the pelvis, so a rig's ground-level root bone keeps its base animation.

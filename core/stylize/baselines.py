@@ -28,11 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.motion.canonical import BODY_GROUPS, JOINT_NAMES, PELVIS, PLACEMENT_ROOT
-from core.motion.motion import Motion
-from core.ops.features import heading_angles, pelvis_left_axis, wrap_angle
-from core.ops.resample import time_stretch
-from core.ops.rotations import (
+from ..motion.canonical import BODY_GROUPS, JOINT_NAMES, PELVIS, PLACEMENT_ROOT
+from ..motion.motion import Motion
+from ..ops.features import heading_angles, pelvis_left_axis, wrap_angle
+from ..ops.resample import time_stretch
+from ..ops.rotations import (
     axis_angle_to_quat,
     identity_quat,
     quat_canonical,
@@ -44,7 +44,7 @@ from core.ops.rotations import (
     quat_to_axis_angle,
     yaw_quat,
 )
-from core.stylize.request import GROUPS, StyleRequest
+from .request import GROUPS, StyleRequest
 
 _PELVIS = JOINT_NAMES.index(PELVIS)
 _PLACEMENT = JOINT_NAMES.index(PLACEMENT_ROOT)

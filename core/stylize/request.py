@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from core.motion.canonical import BODY_GROUPS, JOINT_NAMES
-from core.motion.motion import Motion
-from core.ops.features import FEATURE_FPS
+from ..motion.canonical import BODY_GROUPS, JOINT_NAMES
+from ..motion.motion import Motion
+from ..ops.features import FEATURE_FPS
 
 GROUPS: tuple[str, ...] = tuple(BODY_GROUPS)
 
