@@ -3,6 +3,12 @@
 Tests in the torch env call run_blender_script(); the script gets ``--out PATH`` appended and must
 write its result there as JSON (stdout is unusable: bpy prints to it). The repo root is put on
 PYTHONPATH so scripts can import the project's bpy-free modules.
+
+``user_resources=PATH`` (or run_blender_script_fresh(), which uses a new temporary folder) runs
+Blender with fresh user resources: config, scripts (legacy add-ons), extensions and datafiles all
+under PATH, through BLENDER_USER_RESOURCES and the four BLENDER_USER_{CONFIG,SCRIPTS,EXTENSIONS,
+DATAFILES} variables (both honoured by PyPI bpy 5.0.1: bpy.utils.user_resource() and the extension
+repositories then point under PATH). Installing an add-on there never touches ~/.config/blender.
 """
 
 from __future__ import annotations
@@ -37,17 +43,48 @@ def _tail(text: str, n: int = 3000) -> str:
     return text[-n:] if text else "<empty>"
 
 
-def run_blender_script(script, *args, timeout: float = 300) -> dict:
-    """Run ``script args... --out <tmp.json>`` with the Blender python; return the parsed JSON."""
+USER_RESOURCE_DIRS = {
+    "BLENDER_USER_CONFIG": "config",
+    "BLENDER_USER_SCRIPTS": "scripts",
+    "BLENDER_USER_EXTENSIONS": "extensions",
+    "BLENDER_USER_DATAFILES": "datafiles",
+}
+
+
+def user_resources_env(root) -> dict[str, str]:
+    """Environment variables that put all of Blender's user resources under ``root`` (created)."""
+    root = Path(root)
+    env = {"BLENDER_USER_RESOURCES": str(root)}
+    for name, sub in USER_RESOURCE_DIRS.items():
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        env[name] = str(root / sub)
+    return env
+
+
+def run_blender_script_fresh(script, *args, timeout: float = 300) -> dict:
+    """run_blender_script with fresh, empty user resources in a temporary folder removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="mst-blender-user-") as root:
+        return run_blender_script(script, *args, timeout=timeout, user_resources=root)
+
+
+def run_blender_script(script, *args, timeout: float = 300, user_resources=None) -> dict:
+    """Run ``script args... --out <tmp.json>`` with the Blender python; return the parsed JSON.
+
+    ``user_resources``: a folder to hold Blender's user config/scripts/extensions/datafiles instead
+    of the real user's (see user_resources_env); None keeps Blender's defaults."""
     python = blender_python()
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     env.pop("PYTHONHOME", None)
+    if user_resources is not None:
+        env.update(user_resources_env(user_resources))
     with tempfile.TemporaryDirectory(prefix="mst-blender-") as tmp:
         out = Path(tmp) / "result.json"
         cmd = [str(python), str(script), *map(str, args), "--out", str(out)]
         try:
-            proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run(
+                cmd, check=False, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=timeout
+            )
         except subprocess.TimeoutExpired as e:
             pytest.fail(
                 f"Blender script timed out after {timeout} s: {cmd}\n"

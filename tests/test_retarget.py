@@ -16,7 +16,7 @@ from core.motion.canonical import CONTACT_JOINTS as CONTACTS
 from core.motion.motion import Motion
 from core.motion.skeleton import Skeleton
 from core.ops.contacts import foot_contacts
-from core.ops.rotations import axis_angle_to_quat, quat_angle, quat_rotate
+from core.ops.rotations import axis_angle_to_quat, quat_angle, quat_conj, quat_mul, quat_rotate
 from core.retarget.matching import match_bones, parse_bone_name, rig_for_skeleton
 from core.retarget.presets import PRESETS, RIGS_DIR, bundled_rig, detect_preset, preset_rig
 from core.retarget.retarget import leg_length, retarget
@@ -186,6 +186,22 @@ def test_z_up_rig_gives_the_same_motion_turned(rigs, walk_clip):
     y_pos = retarget(clip, rigs["bandai"], mixamo).world()[1]
     z_pos = retarget(clip, rigs["bandai"], z_rig).world()[1]
     np.testing.assert_allclose(quat_rotate(np.broadcast_to(to_z_up, y_pos.shape[:-1] + (4,)), y_pos), z_pos, atol=1e-8)
+
+
+def test_z_up_bandai_rig_reads_like_the_bvh(walk_clip):
+    """A Bandai clip imported into Blender is stored Z up (offsets turned, rotations conjugated):
+    its preset rig carries the rest T-pose turned the same way, so it reaches the canonical rig
+    exactly as the BVH does."""
+    clip = read_bvh(walk_clip)
+    sk = clip.skeleton
+    to_z_up = np.array([np.sqrt(0.5), np.sqrt(0.5), 0.0, 0.0])
+    z_sk = Skeleton(sk.names, sk.parents, quat_rotate(np.broadcast_to(to_z_up, (sk.num_joints, 4)), sk.offsets))
+    turn = np.broadcast_to(to_z_up, clip.rotations.shape)
+    z_rot = quat_mul(quat_mul(turn, clip.rotations), quat_conj(turn))
+    z_clip = Motion(z_sk, z_rot, quat_rotate(turn, clip.positions), clip.fps)
+    y = retarget(clip, preset_rig("bandai", sk), bundled_rig("bandai"))
+    z = retarget(z_clip, preset_rig("bandai", z_sk, "Z"), bundled_rig("bandai"))
+    np.testing.assert_allclose(z.world()[1], y.world()[1], atol=1e-8)
 
 
 def test_rig_description_survives_json(rigs, walk_clip):

@@ -15,7 +15,7 @@ from ..io.bvh import read_bvh
 from ..motion.canonical import canonical_skeleton
 from ..motion.skeleton import Skeleton
 from ..ops.rotations import axis_quat, identity_quat, matrix_to_quat, quat_conj, quat_mul
-from .rig import BODY_JOINTS, Rig
+from .rig import BODY_JOINTS, UP_AXIS_TO_Y_UP, Rig
 
 RIGS_DIR = Path(__file__).resolve().parent / "rigs"
 
@@ -81,7 +81,7 @@ def preset_rig(name: str, skeleton: Skeleton, up_axis: str = "Y") -> Rig:
     """The preset's rig description on a skeleton that has its bones (any namespace prefix)."""
     actual = {strip_namespace(b): b for b in skeleton.names}
     mapping = {joint: actual[bone] for joint, bone in PRESETS[name].items() if bone in actual}
-    rest = bandai_rest_rotations(skeleton) if name == "bandai" else None
+    rest = bandai_rest_rotations(skeleton, up_axis) if name == "bandai" else None
     return Rig(skeleton, mapping, rest_rotations=rest, up_axis=up_axis, name=name)
 
 
@@ -126,9 +126,16 @@ def _bandai_rest_frame(name: str) -> np.ndarray:
     return q
 
 
-def bandai_rest_rotations(skeleton: Skeleton) -> np.ndarray:
+def bandai_rest_rotations(skeleton: Skeleton, up_axis: str = "Y") -> np.ndarray:
     """(J, 4) local rotations that put a skeleton with the Bandai joint names in its rest T-pose
-    (any extra bone keeps its zero rotation relative to its parent)."""
+    (any extra bone keeps its zero rotation relative to its parent). A skeleton stored with another
+    up axis (a BVH imported into Blender: Z up) has every joint frame turned with its coordinates,
+    so the rotations are the Y-up ones conjugated into its axes."""
+    if up_axis != "Y":
+        to_axes = quat_conj(UP_AXIS_TO_Y_UP[up_axis])
+        local = bandai_rest_rotations(skeleton)
+        turn = np.broadcast_to(to_axes, local.shape)
+        return quat_mul(quat_mul(turn, local), quat_conj(turn))
     world = identity_quat((skeleton.num_joints,))
     local = identity_quat((skeleton.num_joints,))
     for j, (name, p) in enumerate(zip(skeleton.names, skeleton.parents)):
