@@ -1,0 +1,138 @@
+"""The "Motion Style" tab of the 3D view's sidebar (N-panel): source, style, weights, foot cleanup,
+bone mapping and the Stylize Action button with the running job's progress."""
+
+from __future__ import annotations
+
+import bpy
+
+from .operators import ActiveJob
+from .rig_setup import rig_setup
+from .settings import BODY_JOINTS, GROUPS
+
+_setup_cache: dict = {}
+
+
+def cached_rig_setup(obj):
+    """rig_setup for drawing: recomputed only when the armature's bones or hand mapping change."""
+    mapping = obj.data.motion_style_mapping
+    key = (obj.name, obj.data.name, len(obj.data.bones), tuple(getattr(mapping, j) for j in BODY_JOINTS))
+    hit = _setup_cache.get(obj.name)
+    if hit is None or hit[0] != key:
+        if len(_setup_cache) > 32:
+            _setup_cache.clear()
+        hit = _setup_cache[obj.name] = (key, rig_setup(obj))
+    return hit[1]
+
+
+class _MotionStylePanel:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "Motion Style"
+
+
+class VIEW3D_PT_motion_style(_MotionStylePanel, bpy.types.Panel):
+    bl_label = "Motion Style"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.motion_style
+        obj = context.active_object
+        col = layout.column()
+        if obj is None or obj.type != "ARMATURE":
+            col.label(text="Select the armature to stylize", icon="INFO")
+        else:
+            action = obj.animation_data.action if obj.animation_data else None
+            col.label(text=f"Source: {action.name if action else '(no action)'}", icon="ACTION")
+        box = layout.box()
+        box.label(text="Style reference", icon="ARMATURE_DATA")
+        box.prop(settings, "reference_object", text="Armature")
+        box.prop(settings, "reference_action", text="Action")
+        layout.prop(settings, "push_to_nla")
+
+        job = ActiveJob.running()
+        if job is not None:
+            row = layout.row(align=True)
+            row.progress(factor=job.progress, type="BAR", text=f"{job.stage or 'starting'} {job.progress:.0%}")
+            row.operator("mst.cancel_stylize", text="", icon="CANCEL")
+        else:
+            layout.operator("mst.stylize_action", icon="PLAY")
+
+
+class VIEW3D_PT_motion_style_weights(_MotionStylePanel, bpy.types.Panel):
+    bl_label = "Style Weights"
+    bl_parent_id = "VIEW3D_PT_motion_style"
+
+    def draw(self, context):
+        layout = self.layout
+        settings = context.scene.motion_style
+        layout.operator_menu_enum("mst.weight_preset", "preset", text="Presets", icon="PRESET")
+        layout.prop(settings, "show_group_references")
+        col = layout.column(align=True)
+        for name, label in GROUPS:
+            group = getattr(settings, name)
+            col.prop(group, "weight", text=label, slider=True)
+            if settings.show_group_references:
+                sub = col.box()
+                sub.prop(group, "use_reference", text=f"{label}: own reference")
+                if group.use_reference:
+                    sub.prop(group, "reference_object")
+                    sub.prop(group, "reference_action")
+
+
+class VIEW3D_PT_motion_style_feet(_MotionStylePanel, bpy.types.Panel):
+    bl_label = "Foot Contacts"
+    bl_parent_id = "VIEW3D_PT_motion_style"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw_header(self, context):
+        self.layout.prop(context.scene.motion_style, "foot_cleanup", text="")
+
+    def draw(self, context):
+        settings = context.scene.motion_style
+        col = self.layout.column()
+        col.active = settings.foot_cleanup
+        col.prop(settings, "contact_height")
+        col.prop(settings, "contact_speed")
+
+
+class VIEW3D_PT_motion_style_mapping(_MotionStylePanel, bpy.types.Panel):
+    bl_label = "Bone Mapping"
+    bl_parent_id = "VIEW3D_PT_motion_style"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        return obj is not None and obj.type == "ARMATURE"
+
+    def draw(self, context):
+        layout = self.layout
+        obj = context.active_object
+        setup = cached_rig_setup(obj)
+        found = f"preset {setup.preset}" if setup.preset else "matched by bone names"
+        layout.label(text=f"{obj.name}: {found}", icon="CHECKMARK" if setup.rig else "ERROR")
+        if setup.error:
+            for line in setup.error.split("; ")[:4]:
+                layout.label(text=line, icon="ERROR")
+        row = layout.row(align=True)
+        row.operator("mst.fill_bone_mapping", icon="BONE_DATA")
+        row.operator("mst.clear_bone_mapping", icon="X")
+        mapping = obj.data.motion_style_mapping
+        col = layout.column(align=True)
+        for joint in BODY_JOINTS:
+            row = col.row(align=True)
+            detected = setup.mapping.get(joint, "")
+            icon = "ERROR" if joint in setup.missing or joint in setup.bad else "NONE"
+            row.prop_search(mapping, joint, obj.data, "bones", text=joint, icon=icon)
+            if not getattr(mapping, joint):
+                row.label(text=detected or "—")
+        if setup.unmapped_bones:
+            layout.label(text=f"{len(setup.unmapped_bones)} bones keep the source animation (unmapped)")
+
+
+classes = (
+    VIEW3D_PT_motion_style,
+    VIEW3D_PT_motion_style_weights,
+    VIEW3D_PT_motion_style_feet,
+    VIEW3D_PT_motion_style_mapping,
+)

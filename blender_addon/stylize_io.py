@@ -1,0 +1,136 @@
+"""Blender data <-> one stylize request: read the source and the references, build the request,
+and write a finished job's result back as a new action. Shared by the operator and the batch API so
+both behave the same; only ``apply_result`` changes the file, so the operator can run it as its
+one finishing step (one undo step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import action_io
+from .core import protocol
+from .rig_setup import require_rig
+
+MAX_NAME = 63  # Blender's ID name length
+
+
+@dataclass
+class Take:
+    """An action played by an armature: what a source or a reference is."""
+
+    obj: object
+    action: object
+
+    @property
+    def label(self) -> str:
+        return self.action.name
+
+
+@dataclass
+class PreparedRequest:
+    """A request ready to send plus what applying its result needs."""
+
+    request: tuple
+    source: Take
+    reference: Take
+    bone_names: list[str]
+    frame_start: int
+    num_frames: int
+    result_name: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def take_of(obj, action=None, what="source") -> Take:
+    """``obj``'s ``action`` (default: its current one) with a clear error when there is none."""
+    if obj is None or getattr(obj, "type", None) != "ARMATURE":
+        raise ValueError(f"the {what} must be an armature object, got {getattr(obj, 'name', obj)!r}")
+    if action is None:
+        action = obj.animation_data.action if obj.animation_data else None
+        if action is None:
+            raise ValueError(f"the {what} armature {obj.name!r} has no action: pick one or assign one")
+    return Take(obj, action)
+
+
+def _wire_motion(take: Take, what: str):
+    """(rig json, fps, rotations, translations) of a take, and its read_action data."""
+    data = action_io.read_action(take.obj, take.action)
+    if len(data["frames"]) < 2:
+        raise ValueError(f"the {what} action {take.action.name!r} has fewer than 2 frames")
+    rig = require_rig(take.obj)
+    wire = (rig.to_json(), data["fps"], data["rotations"].astype(np.float32), data["translations"].astype(np.float32))
+    return wire, data
+
+
+def result_name(source: Take, reference: Take) -> str:
+    """``<source> [<style>]``, cut to Blender's name length keeping the style visible."""
+    style = f" [{reference.label}]"
+    return source.label[: max(8, MAX_NAME - len(style))] + style
+
+
+def prepare(
+    source: Take,
+    reference: Take,
+    group_references: dict | None = None,
+    weights: dict | None = None,
+    options: dict | None = None,
+    name: str | None = None,
+) -> PreparedRequest:
+    """Read every take (nothing is written) and build the request (core.protocol)."""
+    content, data = _wire_motion(source, "source")
+    ref_wire, ref_data = _wire_motion(reference, "style reference")
+    groups = {}
+    warnings = list(data["warnings"]) + list(ref_data["warnings"])
+    for group, take in (group_references or {}).items():
+        groups[group], g_data = _wire_motion(take, f"{group} reference")
+        warnings += g_data["warnings"]
+    request = protocol.stylize_request(None, content, ref_wire, groups, weights or {}, options or {})
+    return PreparedRequest(
+        request=request,
+        source=source,
+        reference=reference,
+        bone_names=list(data["bone_names"]),
+        frame_start=int(data["frame_start"]),
+        num_frames=len(data["frames"]),
+        result_name=name or result_name(source, reference),
+        warnings=sorted(set(warnings)),
+    )
+
+
+def apply_result(prepared: PreparedRequest, result: dict, push_to_nla: bool = False, assign: bool = True):
+    """Key the job's result onto a NEW action for the source armature (the source action is only
+    protected with a fake user when it would lose its last user); returns the new action."""
+    rotations = np.asarray(result["rotations"], dtype=np.float64)
+    translations = np.asarray(result["translations"], dtype=np.float64)
+    expected = (prepared.num_frames, len(prepared.bone_names))
+    if rotations.shape[:2] != expected:
+        raise ValueError(f"the runtime returned {rotations.shape[:2]} frames x bones, expected {expected}")
+    obj = prepared.source.obj
+    action = action_io.write_action(
+        obj,
+        prepared.result_name,
+        rotations,
+        translations,
+        prepared.bone_names,
+        prepared.frame_start,
+        assign=assign,
+    )
+    if not assign:
+        action.use_fake_user = True  # else an unassigned result is dropped when the file is saved
+    if push_to_nla:
+        push_nla_track(obj, action)
+    return action
+
+
+def push_nla_track(obj, action):
+    """A new muted NLA track holding ``action`` from its first frame (the active action stays)."""
+    ad = obj.animation_data or obj.animation_data_create()
+    track = ad.nla_tracks.new()
+    track.name = action.name
+    strip = track.strips.new(action.name, int(action.frame_range[0]), action)
+    if action_io.slotted() and hasattr(strip, "action_slot") and len(action.slots):
+        strip.action_slot = action.slots[0]
+    track.mute = True
+    return track
