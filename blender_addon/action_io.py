@@ -436,9 +436,16 @@ def _new_action_and_fcurve_factory(obj, name):
         layer = action.layers.new("Layer")
         strip = layer.strips.new(type="KEYFRAME")
         channelbag = strip.channelbags.new(slot)
+        groups = {}
 
         def new_fcurve(path, index, group):
-            return channelbag.fcurves.new(path, index=index, group_name=group)
+            if bpy.app.version >= (5, 0, 0):
+                return channelbag.fcurves.new(path, index=index, group_name=group)
+            fc = channelbag.fcurves.new(path, index=index)  # 4.4/4.5: no group_name argument yet
+            if group not in groups:
+                groups[group] = channelbag.groups.new(group)
+            fc.group = groups[group]
+            return fc
 
         return action, slot, new_fcurve
 

@@ -12,7 +12,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
 from . import session
 from .client import ServerError
-from .runtime_install import RuntimeInstaller
+from .runtime_install import TORCH_CPU_INDEX_URL, RuntimeInstaller
 
 LOG_LINES_SHOWN = 6
 _installer: RuntimeInstaller | None = None
@@ -23,6 +23,13 @@ def installer() -> RuntimeInstaller:
     global _installer
     if _installer is None:
         _installer = RuntimeInstaller()
+    return _installer
+
+
+def new_installer(cpu_only_torch: bool) -> RuntimeInstaller:
+    """A fresh installer for the next install (it becomes the session's)."""
+    global _installer
+    _installer = RuntimeInstaller(extra_index_url=TORCH_CPU_INDEX_URL if cpu_only_torch else None)
     return _installer
 
 
@@ -88,7 +95,8 @@ class MST_AddonPreferences(bpy.types.AddonPreferences):
         box.label(text="Runtime", icon="CONSOLE")
         box.prop(self, "runtime_python")
         inst = installer()
-        state, reason = inst.status()
+        status = inst.status()
+        state, reason = status.state, status.reason
         row = box.row()
         row.label(text=f"Install runtime: {state}" + (f" ({reason})" if reason else ""), icon=_STATE_ICONS[state])
         row = box.row(align=True)
@@ -127,11 +135,15 @@ class MST_OT_install_runtime(bpy.types.Operator):
 
     def execute(self, context):
         prefs = context.preferences.addons[__package__].preferences
-        inst = installer()
-        if inst.status()[0] == "installing":
+        if installer().installing:
             self.report({"WARNING"}, "An install is already running")
             return {"CANCELLED"}
-        inst.start(cpu_only_torch=prefs.cpu_only_torch)
+        inst = new_installer(prefs.cpu_only_torch)
+        try:
+            inst.start()
+        except RuntimeError as e:
+            self.report({"ERROR"}, str(e))
+            return {"CANCELLED"}
         bpy.app.timers.register(_redraw_while_installing, first_interval=1.0)
         self.report({"INFO"}, f"Installing the runtime into {inst.venv_dir} (log: {inst.log_path})")
         return {"FINISHED"}
@@ -152,7 +164,7 @@ def _redraw_while_installing():
         for area in window.screen.areas:
             if area.type == "PREFERENCES":
                 area.tag_redraw()
-    return 1.0 if installer().status()[0] == "installing" else None
+    return 1.0 if installer().installing else None
 
 
 class MST_OT_check_runtime(bpy.types.Operator):

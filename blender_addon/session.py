@@ -37,8 +37,8 @@ def runtime_python(prefs) -> str:
         return os.path.abspath(os.path.expanduser(prefs.runtime_python))
     from .runtime_install import RuntimeInstaller
 
-    installed = RuntimeInstaller().python
-    return str(installed) if Path(installed).is_file() else ""
+    installed = RuntimeInstaller()
+    return str(installed.python) if installed.status().state == "ready" else ""
 
 
 def model_config(prefs) -> Path:

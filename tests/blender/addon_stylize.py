@@ -1,0 +1,275 @@
+"""Runs INSIDE Blender's Python (bpy): install the built zip, stylize real clips through the add-on.
+
+Usage: python addon_stylize.py ZIP --runtime PYTHON --content BVH --style BVH [--mode legacy|extension]
+       --out result.json
+Meant to run with fresh user resources (tests/blender_runner.run_blender_script(user_resources=...)).
+
+Installs and enables the zip, imports the content and the style clips as armatures (io_anim_bvh),
+sets the preferences (runtime Python = the torch env, CPU) and then measures, writing JSON:
+- operator: bpy.ops.mst.stylize_action() with the panel's settings: its result, the new action
+  (name, assignment, keys per mapped bone and frame), the source action's key data hash before and
+  after, and the keyed pose (Blender's evaluated pose bones) against the server's output for the
+  same request sent through the add-on's own client, at sampled frames;
+- weights: the batch API with the left arm at weight 0 and with every weight 0, against the source;
+- faults: missing runtime Python, missing model config, a config naming a missing weights file,
+  a runtime that prints garbage, the server killed mid-request, a hung server past the timeout:
+  each message, the file's action count unchanged, and a good request right after.
+"""
+
+import argparse
+import hashlib
+import importlib
+import json
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+
+from tools.headless import run_and_exit
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != REPO]  # the add-on finds its own core
+
+
+def action_hash(io, obj, action) -> str:
+    """sha256 over every F-curve's path, index and key data (co, handles, interpolation)."""
+    h = hashlib.sha256()
+    for fc in sorted(io.action_fcurves(obj, action), key=lambda f: (f.data_path, f.array_index)):
+        h.update(f"{fc.data_path}[{fc.array_index}]".encode())
+        kp = fc.keyframe_points
+        for prop, width, dtype in (
+            ("co", 2, np.float32),
+            ("handle_left", 2, np.float32),
+            ("handle_right", 2, np.float32),
+            ("interpolation", 1, np.int32),
+        ):
+            buf = np.empty(len(kp) * width, dtype=dtype)
+            kp.foreach_get(prop, buf)
+            h.update(buf.tobytes())
+    return h.hexdigest()
+
+
+def import_bvh(path):
+    import bpy
+
+    before = set(bpy.data.objects)
+    result = bpy.ops.import_anim.bvh(filepath=path, update_scene_fps=True, update_scene_duration=True)
+    if result != {"FINISHED"}:
+        raise RuntimeError(f"BVH import of {path} failed: {result}")
+    (obj,) = set(bpy.data.objects) - before
+    return obj
+
+
+def install(zip_path, mode):
+    import addon_utils
+    import bpy
+
+    if mode == "legacy":
+        bpy.ops.preferences.addon_install(filepath=zip_path)
+        addon_utils.enable("motion_style_transfer", default_set=True, handle_error=None)
+        name = "motion_style_transfer"
+    else:
+        bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+        name = "bl_ext.user_default.motion_style_transfer"
+    return name, importlib.import_module(name)
+
+
+def pose_world(io, obj, names, frames):
+    """Blender's evaluated pose: world rotations P @ B^-1 (runtime convention) and heads, per frame."""
+    import bpy
+
+    scene = bpy.context.scene
+    rest = io.rest_skeleton(obj)
+    index = {n: i for i, n in enumerate(rest["bone_names"])}
+    rest_q = rest["rest_quats"][[index[n] for n in names]]
+    rots, heads = [], []
+    for f in frames:
+        scene.frame_set(int(f))
+        mats = np.array([np.array(obj.pose.bones[n].matrix) for n in names])
+        rots.append(io.quat_mul(io._matrix_to_quat(mats[:, :3, :3]), io.quat_conj(rest_q)))
+        heads.append(mats[:, :3, 3])
+    return np.array(rots), np.array(heads)
+
+
+def quat_angle(io, a, b):
+    d = io.quat_mul(io.quat_conj(io.quat_normalize(a)), io.quat_normalize(b))
+    return 2 * np.arctan2(np.linalg.norm(d[..., 1:], axis=-1), np.abs(d[..., 0]))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("zip")
+    parser.add_argument("--runtime", required=True)
+    parser.add_argument("--content", required=True)
+    parser.add_argument("--style", required=True)
+    parser.add_argument("--mode", default="legacy", choices=("legacy", "extension"))
+    parser.add_argument("--faults", action="store_true")
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    import bpy
+
+    out = {"blender": bpy.app.version_string}
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    module_name, mst = install(args.zip, args.mode)
+    out["module"] = module_name
+    io = importlib.import_module(module_name + ".action_io")
+    session = importlib.import_module(module_name + ".session")
+    job_mod = importlib.import_module(module_name + ".job")
+    operators = importlib.import_module(module_name + ".operators")
+    prefs = bpy.context.preferences.addons[module_name].preferences
+    prefs.runtime_python = args.runtime
+    prefs.device = "CPU"
+    prefs.timeout = 60.0
+
+    style = import_bvh(args.style)
+    content = import_bvh(args.content)
+    scene = bpy.context.scene
+    bpy.context.view_layer.objects.active = content
+    source = content.animation_data.action
+    settings = scene.motion_style
+    settings.reference_object = style
+    source_hash = action_hash(io, content, source)
+    data = io.read_action(content, source)
+    names = data["bone_names"]
+    frames_all = data["frames"].astype(int)
+    sample = np.unique(np.linspace(frames_all[0], frames_all[-1], 9).round().astype(int))
+    sel = sample - frames_all[0]
+    out["num_frames"], out["num_bones"] = len(frames_all), len(names)
+
+    # --- the operator, against the server's output for the same request ---------------------------
+    prepared = operators.style_request(bpy.context)
+    client = session.client(prefs)
+    job = job_mod.StylizeJob()
+    job.start(client, prepared.request)
+    out["direct_state"] = job.wait()
+    server = job.result
+    t0 = time.perf_counter()
+    result = bpy.ops.mst.stylize_action()
+    out["operator_seconds"] = time.perf_counter() - t0
+    out["operator_result"] = sorted(result)
+    new = content.animation_data.action
+    out["new_action"] = new.name
+    out["new_is_not_source"] = new != source
+    out["source_hash_equal"] = action_hash(io, content, source) == source_hash
+    out["source_still_exists"] = source.name in bpy.data.actions
+    setup = importlib.import_module(module_name + ".rig_setup").rig_setup(content)
+    mapped = sorted(setup.mapping.values())
+    out["mapped_bones"] = len(mapped)
+    keyed = {}
+    for fc in io.action_fcurves(content, new):
+        bone = fc.data_path.split('"')[1]
+        kx = np.empty(2 * len(fc.keyframe_points), dtype=np.float32)
+        fc.keyframe_points.foreach_get("co", kx)
+        if "rotation" in fc.data_path:
+            keyed.setdefault(bone, []).append(np.array_equal(kx[0::2], frames_all.astype(np.float32)))
+    out["mapped_bones_keyed_every_frame"] = sum(all(keyed.get(b, [False])) for b in mapped)
+    server_world, server_heads = io.forward_kinematics(
+        data["parents"], server["rotations"][sel].astype(np.float64), server["translations"][sel].astype(np.float64)
+    )
+    blender_world, blender_heads = pose_world(io, content, names, sample)
+    mapped_idx = [names.index(b) for b in mapped]
+    out["pose_vs_server_rad"] = float(quat_angle(io, blender_world[:, mapped_idx], server_world[:, mapped_idx]).max())
+    out["heads_vs_server"] = float(np.abs(blender_heads - server_heads).max())
+    out["style_changed_pose_rad"] = float(
+        quat_angle(io, server["rotations"][sel].astype(np.float64), data["rotations"][sel]).max()
+    )
+
+    # --- weights through the batch API ---------------------------------------------------------------
+    arm = [setup.mapping[j] for j in ("UpperArm_L", "LowerArm_L", "Hand_L") if j in setup.mapping]
+    arm_idx = [names.index(b) for b in arm]
+    new_arm0 = mst.stylize(content, source, style, weights={"left_arm": 0.0})
+    again = io.read_action(content, new_arm0)
+    out["arm0_left_arm_rad"] = float(
+        quat_angle(io, again["rotations"][:, arm_idx], data["rotations"][:, arm_idx]).max()
+    )
+    other = [names.index(setup.mapping[j]) for j in ("UpperArm_R", "UpperLeg_L")]
+    out["arm0_others_changed_rad"] = float(
+        quat_angle(io, again["rotations"][:, other], data["rotations"][:, other]).max()
+    )
+    zero = dict.fromkeys(("root", "torso", "left_arm", "right_arm", "left_leg", "right_leg"), 0.0)
+    new_zero = mst.stylize(content, source, style, weights=zero)
+    again = io.read_action(content, new_zero)
+    out["all0_rot_rad"] = float(quat_angle(io, again["rotations"], data["rotations"]).max())
+    out["all0_trans"] = float(np.abs(again["translations"] - data["translations"]).max())
+    out["source_hash_equal_after_api"] = action_hash(io, content, source) == source_hash
+
+    if args.faults:
+        out["faults"] = faults(mst, prefs, content, source, style, session, args)
+    session.stop()
+    with open(args.out, "w") as f:
+        json.dump(out, f, indent=1)
+
+
+def faults(mst, prefs, content, source, style, session, args) -> dict:
+    """Each fault: its message and kind, no new action, and a good request right after."""
+    import bpy
+
+    tmp = os.path.dirname(os.path.abspath(args.out))
+    results = {}
+
+    def attempt(name, setup=None, undo=None, **kw):
+        count = len(bpy.data.actions)
+        entry = {}
+        if setup:
+            setup()
+        try:
+            mst.stylize(content, source, style, **kw)
+            entry["raised"] = None
+        except mst.StylizeError as e:
+            entry["raised"], entry["kind"], entry["message"] = "StylizeError", e.kind, str(e)
+        entry["actions_unchanged"] = len(bpy.data.actions) == count
+        if undo:
+            undo()
+        t0 = time.perf_counter()
+        good = mst.stylize(content, source, style, name=f"after {name}")
+        entry["next_ok"] = good is not None and good.name == f"after {name}"
+        entry["next_seconds"] = time.perf_counter() - t0
+        results[name] = entry
+
+    def set_pref(attr, value):
+        return lambda: setattr(prefs, attr, value)
+
+    attempt(
+        "missing_python",
+        set_pref("runtime_python", "/nonexistent/bin/python3"),
+        set_pref("runtime_python", args.runtime),
+    )
+    attempt("missing_config", set_pref("model_config", "/nonexistent/stylizer.json"), set_pref("model_config", ""))
+    bad_config = os.path.join(tmp, "needs_weights.json")
+    with open(bad_config, "w") as f:
+        json.dump({"stylizer": "statistics", "weights": "missing.safetensors"}, f)
+    attempt("missing_weights", set_pref("model_config", bad_config), set_pref("model_config", ""))
+    garbage = os.path.join(tmp, "garbage_python")
+    with open(garbage, "w") as f:
+        f.write("#!/bin/sh\necho 'Welcome! this runtime prints a banner on stdout'\nsleep 30\n")
+    os.chmod(garbage, 0o755)
+    attempt("garbage", set_pref("runtime_python", garbage), set_pref("runtime_python", args.runtime))
+
+    def kill_soon():
+        def kill():
+            time.sleep(1.5)
+            os.kill(session._client.pid, 9)
+
+        threading.Thread(target=kill, daemon=True).start()
+
+    attempt("killed", kill_soon, options={"step_delay": 1.0})
+    prefs.timeout = 5.0
+    attempt("hung", None, set_pref("timeout", 60.0), options={"step_delay": 8.0})
+
+    # the operator's own error path: a clear report and nothing changed
+    prefs.runtime_python = "/nonexistent/bin/python3"
+    count = len(bpy.data.actions)
+    try:  # an operator that reports an ERROR raises RuntimeError with the report in scripts
+        entry = {"result": sorted(bpy.ops.mst.stylize_action()), "message": None}
+    except RuntimeError as e:
+        entry = {"result": "RuntimeError", "message": str(e)}
+    entry["actions_unchanged"] = len(bpy.data.actions) == count
+    results["operator_missing_python"] = entry
+    prefs.runtime_python = args.runtime
+    return results
+
+
+run_and_exit(main)

@@ -1,0 +1,94 @@
+"""The built add-on zip in real Blender (bpy 5.0.1, fresh user resources) stylizing real clips
+through the operator and the batch API, against a real runtime server (the torch env's Python):
+issue 5's install-and-stylize, group-weight and fault checks. The work happens in
+tests/blender/addon_stylize.py; this file builds the inputs and asserts on what it measured."""
+
+from __future__ import annotations
+
+import gzip
+import sys
+
+import pytest
+from conftest import bandai_clip
+
+from build_addon import build
+from tests.blender_runner import run_blender_script
+from training.data.paths import REPO_ROOT
+
+SCRIPT = REPO_ROOT / "tests" / "blender" / "addon_stylize.py"
+CONTENT = "dataset-2_walk_normal_001.bvh.gz"
+STYLE = "dataset-2_walk_elderly_001.bvh.gz"
+
+pytestmark = pytest.mark.blender
+
+
+def _plain_bvh(tmp_path, name):
+    """Blender's importer reads plain .bvh only."""
+    path = tmp_path / name.removesuffix(".gz")
+    path.write_bytes(gzip.decompress(bandai_clip(name).read_bytes()))
+    return path
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory, data_root):
+    tmp = tmp_path_factory.mktemp("addon")
+    zip_path = build(tmp / "dist")
+    return run_blender_script(
+        SCRIPT,
+        zip_path,
+        "--runtime",
+        sys.executable,
+        "--content",
+        _plain_bvh(tmp, CONTENT),
+        "--style",
+        _plain_bvh(tmp, STYLE),
+        "--faults",
+        user_resources=tmp / "user",
+        timeout=600,
+    )
+
+
+def test_operator_keys_a_new_action_and_leaves_the_source(measured):
+    r = measured
+    assert r["operator_result"] == ["FINISHED"]
+    assert r["new_is_not_source"] and r["source_still_exists"]
+    assert r["new_action"] == "walk_normal_001 [walk_elderly_001]"
+    assert r["source_hash_equal"] and r["source_hash_equal_after_api"]  # key data byte-identical
+    assert r["mapped_bones"] == 21 and r["mapped_bones_keyed_every_frame"] == 21
+
+
+def test_keyed_pose_equals_the_server_output(measured):
+    assert measured["style_changed_pose_rad"] > 0.1  # the style really moved the pose
+    assert measured["pose_vs_server_rad"] < 1e-4
+    assert measured["heads_vs_server"] < 1e-3  # armature units: cm for this BVH import
+
+
+def test_group_weight_zero_reproduces_the_source(measured):
+    assert measured["arm0_left_arm_rad"] < 1e-5
+    assert measured["arm0_others_changed_rad"] > 0.05  # the other groups still took the style
+    assert measured["all0_rot_rad"] < 1e-5
+    assert measured["all0_trans"] < 1e-4  # float32 transport of cm-scale translations
+
+
+@pytest.mark.parametrize(
+    "fault, kind, words",
+    [
+        ("missing_python", "missing_python", "does not exist"),
+        ("missing_config", "missing_weights", "model config"),
+        ("missing_weights", "config", "missing.safetensors"),
+        ("garbage", "protocol", "not the protocol"),
+        ("killed", "died", "exit code -9"),
+        ("hung", "timeout", "sent nothing for 5 s"),
+    ],
+)
+def test_faults_give_clear_errors_change_nothing_and_the_next_request_works(measured, fault, kind, words):
+    entry = measured["faults"][fault]
+    assert entry["raised"] == "StylizeError" and entry["kind"] == kind, entry
+    assert words in entry["message"], entry["message"]
+    assert entry["actions_unchanged"] and entry["next_ok"], entry
+
+
+def test_operator_reports_a_fault_in_blender(measured):
+    entry = measured["faults"]["operator_missing_python"]
+    assert entry["result"] == "RuntimeError"  # how Blender surfaces an ERROR report to scripts
+    assert "runtime Python" in entry["message"] and entry["actions_unchanged"]
