@@ -40,7 +40,9 @@ def main(argv=None) -> None:
     measured = both_sets_seconds(args.stylizer, args.runs)
     baseline = both_sets_seconds("identity", args.runs)
     print(f"`python -m benchmarks.bench_evaluate --runs {args.runs} --stylizer {args.stylizer}`")
-    print(f"({platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; medians of {args.runs})\n")
+    print(
+        f"({platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}; medians of {args.runs})\n"
+    )
     print("| measure | median | baseline (identity) | budget |\n|---|---|---|---|")
     print(f"| evaluate {args.stylizer} on both sets (280 pairs) | {measured:.1f} s | {baseline:.1f} s | ≤ 600 s |")
 

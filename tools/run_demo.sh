@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job: sets up the runtime environment, then runs a bundled example clip through the
-# motion foundation (features round trip, retargeting onto three rigs) and writes the results,
-# a stick-figure strip and a GIF to out/demo/. Extra arguments go to examples/demo.py.
+# The main job: sets up both environments (.venv: the runtime; .venv-blender: Blender as bpy 5.0.1),
+# builds the add-on zip, installs it into headless Blender, stylizes a bundled walk with a bundled
+# elderly walk by pressing Stylize Action, and writes stylized.blend, stylized.bvh, a side-by-side
+# GIF and a strip to out/demo/. Extra arguments go to examples/demo.py (--content, --style, --weights, --out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/setup.sh --no-blender
+bash tools/setup.sh
 exec .venv/bin/python examples/demo.py "$@"

@@ -27,8 +27,6 @@ from tools.headless import run_and_exit
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "blender_addon"))
 
 
-
-
 def build_rig(n_bones, rng):
     import bpy
 

@@ -1,0 +1,107 @@
+"""Runs INSIDE Blender's Python (bpy): warm end-to-end stylize of a 300-frame clip from Blender.
+
+Usage: python bench_stylize.py ZIP --runtime PYTHON --content BVH --style BVH --frames 300 --runs 7 --out result.json
+Installs the built zip (fresh user resources), imports both clips, limits the content action to
+``--frames`` frames (the action's manual frame range), starts the runtime once, then times
+``stylize()`` of the batch API end to end (read both actions, send, runtime work, key the new
+action) and its three parts: prepare (read + build the request), the runtime round trip
+(send to result), apply (key the new action). Medians over ``--runs``.
+"""
+
+import argparse
+import importlib
+import json
+import os
+import statistics
+import sys
+import time
+
+from tools.headless import run_and_exit
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != REPO]  # the add-on finds its own core
+
+
+def import_bvh(path):
+    import bpy
+
+    before = set(bpy.data.objects)
+    bpy.ops.import_anim.bvh(filepath=path, update_scene_fps=True, update_scene_duration=True)
+    (obj,) = set(bpy.data.objects) - before
+    return obj
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("zip")
+    parser.add_argument("--runtime", required=True)
+    parser.add_argument("--content", required=True)
+    parser.add_argument("--style", required=True)
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+
+    import addon_utils
+    import bpy
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.preferences.addon_install(filepath=args.zip)
+    addon_utils.enable("motion_style_transfer", default_set=True)
+    import motion_style_transfer as mst
+
+    session = importlib.import_module("motion_style_transfer.session")
+    stylize_io = importlib.import_module("motion_style_transfer.stylize_io")
+    job_mod = importlib.import_module("motion_style_transfer.job")
+    prefs = bpy.context.preferences.addons["motion_style_transfer"].preferences
+    prefs.runtime_python, prefs.device = args.runtime, "CPU"
+
+    style = import_bvh(args.style)
+    content = import_bvh(args.content)
+    source = content.animation_data.action
+    source.use_frame_range = True
+    source.frame_start, source.frame_end = 1, args.frames
+
+    t0 = time.perf_counter()
+    client = session.client(prefs)
+    client.start()
+    cold = time.perf_counter() - t0
+    mst.stylize(content, source, style)  # warm-up
+
+    total, prepare, round_trip, apply = [], [], [], []
+    for _ in range(args.runs):
+        t0 = time.perf_counter()
+        mst.stylize(content, source, style)
+        total.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        prepared = stylize_io.prepare(
+            stylize_io.take_of(content, source), stylize_io.take_of(style), {}, {}, {"foot_cleanup": True}
+        )
+        t1 = time.perf_counter()
+        job = job_mod.StylizeJob()
+        job.start(client, prepared.request)
+        job.wait(poll_interval=0.002)
+        t2 = time.perf_counter()
+        stylize_io.apply_result(prepared, job.result, assign=False)
+        t3 = time.perf_counter()
+        prepare.append(t1 - t0)
+        round_trip.append(t2 - t1)
+        apply.append(t3 - t2)
+    session.stop()
+    median_ms = {
+        k: 1000 * statistics.median(v)
+        for k, v in (("total", total), ("prepare", prepare), ("round_trip", round_trip), ("apply", apply))
+    }
+    result = {
+        "blender": bpy.app.version_string,
+        "frames": prepared.num_frames,
+        "bones": len(prepared.bone_names),
+        "runs": args.runs,
+        "cold_start_s": cold,
+        **{f"{k}_ms": v for k, v in median_ms.items()},
+    }
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=1)
+
+
+run_and_exit(main)
