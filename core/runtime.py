@@ -1,6 +1,7 @@
 """The stylize pipeline the server and the command line run, callable as a library.
 
-    rig motion (any fps) -> 30 fps -> canonical rig -> stylizer -> content's rig -> content's fps
+    rig motion (any fps) -> 30 fps -> canonical rig -> stylizer -> foot-contact cleanup
+        -> content's rig -> content's fps
 
 Any rig goes in and comes out on its own skeleton with its own frame rate and frame count. Bones
 the rig description leaves unmapped keep the content's animation; so do the bones of every body
@@ -19,6 +20,8 @@ import numpy as np
 
 from .motion.canonical import BODY_GROUPS
 from .motion.motion import Motion
+from .ops.cleanup import clean_foot_contacts, detect_contacts
+from .ops.contacts import CONTACT_HEIGHT_MARGIN_CM, CONTACT_SPEED_CM_PER_S
 from .ops.features import FEATURE_FPS
 from .ops.resample import resample, sample_frames
 from .retarget.presets import canonical_rig
@@ -27,7 +30,10 @@ from .retarget.rig import Rig, RigError
 from .stylize.baselines import STYLIZERS
 from .stylize.request import GROUPS, StyleRequest
 
-STAGES = ("prepare", "retarget in", "stylize", "retarget out", "resample out")
+STAGES = ("prepare", "retarget in", "stylize", "cleanup", "retarget out", "resample out")
+
+# Request options of the foot-contact cleanup stage (popped before the stylizer sees the options).
+CLEANUP_OPTIONS = ("foot_cleanup", "contact_height", "contact_speed")
 
 
 class Cancelled(Exception):
@@ -103,6 +109,58 @@ def kept_bones(rig: Rig, weights: dict[str, float]) -> tuple[list[int], bool]:
     return [b for b in range(rig.skeleton.num_joints) if b not in driven], "root" in zero
 
 
+@dataclass(frozen=True)
+class CleanupSettings:
+    """The foot-contact cleanup controls of a request: on/off, and the contact thresholds
+    (height above each foot joint's floor, cm; speed, cm/s) that label the content's contacts."""
+
+    enabled: bool = True
+    height: float = CONTACT_HEIGHT_MARGIN_CM
+    speed: float = CONTACT_SPEED_CM_PER_S
+
+    @classmethod
+    def pop_from(cls, options: dict) -> CleanupSettings:
+        """The settings in ``options`` (``foot_cleanup``, ``contact_height``, ``contact_speed``),
+        removed from it; a bad value raises ValueError."""
+        enabled = options.pop("foot_cleanup", True)
+        if not isinstance(enabled, (bool, int, float, np.bool_)) or enabled not in (0, 1):
+            raise ValueError(f"option foot_cleanup must be true or false, got {enabled!r}")
+        values = {}
+        for key, default in (("contact_height", CONTACT_HEIGHT_MARGIN_CM), ("contact_speed", CONTACT_SPEED_CM_PER_S)):
+            value = options.pop(key, default)
+            try:
+                values[key] = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"option {key} must be a number, got {value!r}") from None
+            if isinstance(value, bool) or not (np.isfinite(values[key]) and values[key] > 0):
+                raise ValueError(f"option {key} must be a positive number, got {value!r}")
+        return cls(bool(enabled), values["contact_height"], values["contact_speed"])
+
+
+def clean_stylized(content: Motion, stylized: Motion, weights: dict[str, float], settings: CleanupSettings) -> Motion:
+    """The "cleanup" stage: the stylized canonical motion with its feet pinned (core.ops.cleanup)
+    wherever the canonical content's feet are in contact.
+
+    Contacts come from the content, not the stylized output: the content's contact timing is what
+    the user animated and wants kept (DESIGN §6, "contacts from the source"), while the stylizer's
+    output is exactly what slides, so labels taken from it would miss the skating frames (a foot
+    sliding faster than the speed threshold is "not in contact"). Legs whose group weight is 0
+    are left alone (they get the content's rotations back after retargeting anyway), and a
+    stylizer that changed the frame count gets contacts detected on its own output instead.
+    """
+    feet = [foot for foot in ("left", "right") if float(weights.get(f"{foot}_leg", 1.0)) != 0.0]
+    if not settings.enabled or not feet:
+        return stylized
+    if stylized.num_frames == content.num_frames:
+        contacts = detect_contacts(content, settings.height, settings.speed)
+    else:
+        contacts = None
+    cleaned, _ = clean_foot_contacts(
+        stylized, contacts, height_margin=settings.height, speed_threshold=settings.speed, feet=feet
+    )
+    return cleaned
+
+
 def stylize_rig_motion(
     content: RigMotion,
     reference: RigMotion,
@@ -113,12 +171,15 @@ def stylize_rig_motion(
     job: Job | None = None,
 ) -> Motion:
     """Stylize ``content`` (on its rig) with ``reference``; the result is on the content's
-    skeleton, at its fps, with its frame count. ``stylizer``: a name in STYLIZERS or an object."""
+    skeleton, at its fps, with its frame count. ``stylizer``: a name in STYLIZERS or an object.
+    ``options`` go to the stylizer, less the cleanup stage's (CleanupSettings: ``foot_cleanup``,
+    default true; ``contact_height`` cm and ``contact_speed`` cm/s, the contact thresholds)."""
     job = job or Job()
     weights = {g: float(w) for g, w in (weights or {}).items()}
     group_references = dict(group_references or {})
     options = dict(options or {})
     job.step("prepare")
+    cleanup = CleanupSettings.pop_from(options)
     if isinstance(stylizer, str):
         if stylizer not in STYLIZERS:
             raise ValueError(f"unknown stylizer {stylizer!r}; known: {sorted(STYLIZERS)}")
@@ -132,6 +193,8 @@ def stylize_rig_motion(
     groups_c = {g: to_canonical(m) for g, m in group_references.items()}
     job.step("stylize")
     out_c = stylizer.stylize(StyleRequest(content_c, reference_c, groups_c, weights, options))
+    job.step("cleanup")
+    out_c = clean_stylized(content_c, out_c, weights, cleanup)
     job.step("retarget out")
     base30 = resample(content.motion, FEATURE_FPS)
     out30 = retarget(out_c, canonical_rig(), content.rig, target_base=base30)

@@ -92,3 +92,11 @@ def test_operator_reports_a_fault_in_blender(measured):
     entry = measured["faults"]["operator_missing_python"]
     assert entry["result"] == "RuntimeError"  # how Blender surfaces an ERROR report to scripts
     assert "runtime Python" in entry["message"] and entry["actions_unchanged"]
+
+
+def test_bone_mapping_set_on_the_armature_completes_a_rig(measured):
+    m = measured["mapping"]
+    assert m["preset_before"] is None and m["missing_before"] == ["UpperArm_L", "LowerArm_L", "Hand_L"]
+    assert "UpperArm_L, LowerArm_L, Hand_L" in m["error"] and "Bone Mapping" in m["error"]
+    assert m["missing_after"] == [] and m["manual_after"] == ["Hand_L", "LowerArm_L", "UpperArm_L"]
+    assert m["result_assigned"]

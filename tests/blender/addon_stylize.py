@@ -196,11 +196,45 @@ def main():
     out["all0_trans"] = float(np.abs(again["translations"] - data["translations"]).max())
     out["source_hash_equal_after_api"] = action_hash(io, content, source) == source_hash
 
+    out["mapping"] = mapping_editor(mst, module_name, content, source, style)
+
     if args.faults:
         out["faults"] = faults(mst, prefs, content, source, style, session, args)
     session.stop()
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1)
+
+
+def mapping_editor(mst, module_name, content, source, style) -> dict:
+    """A copy of the rig whose left-arm bones carry names nothing can match: the mapping is
+    incomplete and stylizing names the joints to map; set by hand on the armature, it works."""
+    import bpy
+
+    rig_setup = importlib.import_module(module_name + ".rig_setup").rig_setup
+    twin = content.copy()
+    twin.data = content.data.copy()
+    twin.animation_data.action = source.copy()  # renaming bones renames the assigned action's paths
+    bpy.context.scene.collection.objects.link(twin)
+    renames = {"UpperArm_L": "b07", "LowerArm_L": "b08", "Hand_L": "b09"}
+    for joint, bone in renames.items():
+        twin.data.bones[joint].name = bone
+    before = rig_setup(twin)
+    entry = {"preset_before": before.preset, "missing_before": before.missing}
+    try:
+        mst.stylize(twin, None, style)
+        entry["error"] = None
+    except ValueError as e:
+        entry["error"] = str(e)
+    mapping = twin.data.motion_style_mapping
+    for joint, bone in renames.items():
+        setattr(mapping, joint, bone)
+    after = rig_setup(twin)
+    entry["missing_after"] = after.missing
+    entry["manual_after"] = sorted(after.manual)
+    new = mst.stylize(twin, None, style, weights={"left_arm": 0.0})
+    entry["stylized"] = new.name
+    entry["result_assigned"] = twin.animation_data.action == new
+    return entry
 
 
 def faults(mst, prefs, content, source, style, session, args) -> dict:
