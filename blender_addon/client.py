@@ -10,10 +10,14 @@ exit code and the last lines of the server log:
 - end of stdout, a broken pipe / OSError on write, a non-zero exit (kind ``died``),
 - no reply within ``timeout`` seconds while a request is pending (kind ``timeout``; the child is killed),
 - bytes on stdout that are not the protocol (kind ``protocol``; the child is killed),
-- a protocol version mismatch (kind ``version``, naming both versions).
+- a protocol version mismatch (kind ``version``, naming both versions),
+- a model config (or stylizer) the server could not load (kind ``config``, with the server's
+  message naming the file and the problem; the server exits with status 4).
 
 After a fault the child is reaped and forgotten; the next ``start``/``submit`` launches a fresh one.
-Imports only the standard library, numpy (through core.protocol) and ``core.protocol``.
+Imports only the standard library, numpy (through core.protocol) and ``core.protocol``: as
+``.core.protocol`` inside the installed add-on (core bundled as a subpackage), else as
+``core.protocol`` (the repository layout, with the repo on sys.path).
 """
 
 from __future__ import annotations
@@ -29,7 +33,10 @@ import threading
 import time
 from pathlib import Path
 
-from core import protocol as P
+try:
+    from .core import protocol as P  # inside the installed add-on (core bundled in the package)
+except ImportError:
+    from core import protocol as P  # repository layout (tests put blender_addon/ on sys.path)
 
 LOG_TAIL_LINES = 20
 _EOF, _BAD, _IOERR = "eof", "protocol", "ioerror"
@@ -37,7 +44,7 @@ _EOF, _BAD, _IOERR = "eof", "protocol", "ioerror"
 
 class ServerError(Exception):
     """A failure of the runtime server process. ``kind``: missing_python, start, died, timeout,
-    protocol, version or handshake; ``exit_code``: the child's status when known (negative: killed
+    protocol, version, config or handshake; ``exit_code``: the child's status when known (negative: killed
     by that signal); ``log_tail``: the last lines of its stderr log."""
 
     def __init__(self, message: str, kind: str = "died", exit_code=None, log_tail: str = ""):
@@ -102,7 +109,10 @@ class ServerClient:
     (a temporary file when None); ``timeout``: seconds without any reply while a request is
     pending before the server is declared hung; ``start_timeout``: seconds for the handshake
     (a cold start imports torch); ``core_dir``: the folder holding ``core`` (used as cwd and put on
-    PYTHONPATH); ``pythonpath``: further folders for PYTHONPATH; ``module``: the server module."""
+    PYTHONPATH); ``pythonpath``: further folders for PYTHONPATH; ``module``: the server module;
+    ``config``: a model config JSON (core.stylize.loading) the server runs, passed to it as
+    ``--config PATH`` (a relative path is taken from the caller's working directory, not
+    ``core_dir``); None runs the server's default stylizer (or whatever ``args`` say)."""
 
     def __init__(
         self,
@@ -116,9 +126,11 @@ class ServerClient:
         module: str = "core.server",
         start_timeout: float = 120.0,
         grace: float = 3.0,
+        config=None,
     ):
         self.python = str(python) if python else ""
         self.args = list(args)
+        self.config = os.path.abspath(config) if config else None
         self.timeout, self.start_timeout, self.grace = float(timeout), float(start_timeout), float(grace)
         self.core_dir = Path(core_dir) if core_dir else default_core_dir()
         self.pythonpath = [str(self.core_dir)] + [str(p) for p in pythonpath]
@@ -176,7 +188,7 @@ class ServerClient:
             log.flush()
             try:
                 proc = subprocess.Popen(
-                    [self.python, "-m", self.module, *self.args],
+                    [self.python, "-m", self.module, *self.args, *(["--config", self.config] if self.config else [])],
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=log,
@@ -203,6 +215,8 @@ class ServerClient:
                 raise ServerError(
                     f"{h['message']} (add-on protocol version {P.PROTOCOL_VERSION})", "version", code, self.log_tail()
                 )
+            if h.get("kind") == "config":
+                raise ServerError(h["message"], "config", code, self.log_tail())
             raise ServerError(f"handshake refused: {h.get('message')}", "handshake", code, self.log_tail())
         if header[0]["type"] != "hello":
             self._fail("handshake", f"the server answered {header[0]['type']!r} to hello")
@@ -304,7 +318,7 @@ class ServerClient:
         try:
             if self.child is not None:
                 self.stop()
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001, S110  (interpreter shutdown: nothing to report to)
             pass
 
     # --- I/O --------------------------------------------------------------------------------

@@ -104,7 +104,7 @@ class MST_OT_stylize_action(bpy.types.Operator):
             settings = context.scene.motion_style
             try:
                 action = stylize_io.apply_result(prepared, job.result, push_to_nla=settings.push_to_nla)
-            except ValueError as e:
+            except (ValueError, ReferenceError) as e:  # ReferenceError: the armature was deleted meanwhile
                 self.report({"ERROR"}, f"could not key the result: {e}")
                 return {"CANCELLED"}
             for warning in prepared.warnings[:5]:

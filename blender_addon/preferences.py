@@ -138,6 +138,13 @@ class MST_OT_install_runtime(bpy.types.Operator):
         if installer().installing:
             self.report({"WARNING"}, "An install is already running")
             return {"CANCELLED"}
+        if not getattr(bpy.app, "online_access", True):
+            self.report(
+                {"ERROR"},
+                "Install runtime downloads packages with pip, and Blender's online access is off: allow it in "
+                "Preferences > System > Network, or set Runtime Python to an environment you made yourself",
+            )
+            return {"CANCELLED"}
         inst = new_installer(prefs.cpu_only_torch)
         try:
             inst.start()
