@@ -42,10 +42,11 @@ def main():
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
-    import addon_utils
     import bpy
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
+    import addon_utils  # Blender's own module: importable once bpy is
+
     bpy.ops.preferences.addon_install(filepath=args.zip)
     addon_utils.enable("motion_style_transfer", default_set=True)
     import motion_style_transfer as mst

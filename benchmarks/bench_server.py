@@ -1,0 +1,126 @@
+"""Benchmarks of the runtime server (issue 5, DESIGN §2): medians, each against a baseline run alongside.
+
+- cold start: ``python -m core.server --device cpu`` launched through the add-on's
+  ``ServerClient.start()`` up to its hello reply; baseline: ``python -c pass`` on the same interpreter
+  (the floor of any subprocess);
+- warm end-to-end stylize of a 300-frame real clip through ``ServerClient`` + ``StylizeJob`` (the
+  add-on's path: encode, pipes, server pipeline, decode); baseline: the in-process library call
+  ``core.runtime.stylize_rig_motion`` on the same request (the pipeline alone).
+
+Run from the repository root: ``python -m benchmarks.bench_server [--runs 10] [--warm-runs 10]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core import protocol as P
+from core.io.bvh import read_bvh
+from core.retarget.matching import rig_for_skeleton
+from core.runtime import RigMotion, stylize_rig_motion
+from training.data.paths import REPO_ROOT, bandai_root
+
+sys.path.insert(0, str(REPO_ROOT / "blender_addon"))  # client/job as plain modules (no bpy package)
+import client as C
+import job as J
+
+CONTENT = "dataset-1_walk-back_not-confident_001.bvh"  # 364 frames, cut to 300
+STYLE = "dataset-1_walk_angry_001.bvh"
+FRAMES = 300
+WEIGHTS = {"left_arm": 1.5}
+SERVER_ARGS = ("--device", "cpu", "--log-level", "WARNING")
+
+
+def _rig_motion(name: str, frames: int | None = None) -> RigMotion:
+    m = read_bvh(bandai_root() / name.split("_", 1)[0] / "data" / name)
+    rot = m.rotations[:frames].astype(np.float32).astype(np.float64)  # what goes over the wire is float32
+    pos = m.positions[:frames].astype(np.float32).astype(np.float64)
+    return RigMotion.from_arrays(rig_for_skeleton(m.skeleton), rot, pos, m.fps)
+
+
+def _times(fn, runs: int) -> list[float]:
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+def measure(args) -> list[tuple[str, float, str, float]]:
+    """Rows of (measure, ours, baseline name, baseline); seconds."""
+    rows = []
+    log = Path(tempfile.mkdtemp(prefix="bench-server-")) / "server.log"
+    client = C.ServerClient(sys.executable, SERVER_ARGS, log_path=log, core_dir=REPO_ROOT, timeout=120.0)
+
+    def cold():
+        client.start()
+        assert client.server_info["type"] == "hello"
+        assert client.stop() == 0
+
+    cold()  # warm the OS file cache once: every launch after it is "cold" for the process only
+    ours = statistics.median(_times(cold, args.runs))
+    base = statistics.median(_times(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), args.runs))
+    rows.append(("server cold start to hello (`python -m core.server --device cpu`)", ours, "`python -c pass`", base))
+
+    content, style = _rig_motion(CONTENT, FRAMES), _rig_motion(STYLE)
+    assert content.motion.num_frames == FRAMES
+    wire = [(m.rig.to_json(), m.motion.fps, m.motion.rotations, m.motion.positions) for m in (content, style)]
+    request = P.stylize_request(None, *wire, weights=WEIGHTS)
+
+    def through_server():
+        job = J.StylizeJob()
+        job.start(client, request)
+        assert job.wait(0.001, timeout=120) == J.DONE, job.describe_error()
+        return job.result
+
+    def library():
+        return stylize_rig_motion(content, style, weights=WEIGHTS)
+
+    with client:
+        client.start()
+        got, expected = through_server(), library()  # also the warm-up of both paths
+        assert np.abs(got["rotations"] - expected.rotations).max() < 1e-5
+        ours = statistics.median(_times(through_server, args.warm_runs))
+        base = statistics.median(_times(library, args.warm_runs))
+    rows.append(
+        (f"warm stylize, {FRAMES} frames, ServerClient + StylizeJob", ours, "in-process stylize_rig_motion", base)
+    )
+    return rows
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10, help="launches for the cold start and its baseline")
+    parser.add_argument("--warm-runs", type=int, default=10, help="stylize requests for the warm measures")
+    args = parser.parse_args(argv)
+    rows = measure(args)
+
+    command = shlex.join(["python", "-m", "benchmarks.bench_server", *(sys.argv[1:] if argv is None else argv)])
+    print(f"`{command}`")
+    print(
+        f"({platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}; "
+        f"medians of {args.runs} launches / {args.warm_runs} warm requests)\n"
+    )
+    print("| measure | ours (median) | baseline | baseline (median) | ours ÷ baseline |\n|---|---|---|---|---|")
+    for what, ours, base_name, base in rows:
+        print(f"| {what} | {_fmt(ours)} | {base_name} | {_fmt(base)} | {ours / base:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
