@@ -154,8 +154,8 @@ def _skip(path: Path) -> bool:
 def _weights_files(repo_root: Path) -> list[tuple[str, Path]]:
     """weights/stylizer.json and the weights file it names, as (path in the add-on, source).
 
-    The weights path may be relative to weights/ or to the repo root: the zip keeps the repo's
-    layout (weights/ beside core/), so either reading finds the file in the installed add-on too."""
+    The weights path is relative to the config's folder, as core.stylize.loading reads it; the zip
+    keeps the repo's layout (weights/ beside core/), so the installed add-on finds it the same way."""
     config = repo_root / STYLIZER_CONFIG
     if not config.is_file():
         raise BuildError(f"{config} is missing: the add-on zip must carry the model config {STYLIZER_CONFIG}")
@@ -170,9 +170,7 @@ def _weights_files(repo_root: Path) -> list[tuple[str, Path]]:
     if weights:
         rel = Path(weights)
         weights_root = (repo_root / "weights").resolve()
-        # Relative to the config's folder (weights/) or, failing that, to the repo root.
-        candidates = [(config.parent / rel).resolve(), (repo_root / rel).resolve()]
-        source = next((c for c in candidates if c.is_file()), candidates[0])
+        source = (config.parent / rel).resolve()
         if rel.is_absolute() or weights_root not in source.parents:
             raise BuildError(f"{config}: 'weights' must be a relative path inside weights/, found {weights!r}")
         if "judges" in source.relative_to(weights_root).parts:

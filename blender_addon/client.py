@@ -50,14 +50,14 @@ class ServerError(Exception):
     def __init__(self, message: str, kind: str = "died", exit_code=None, log_tail: str = ""):
         full = message
         if exit_code is not None and f"code {exit_code}" not in message:
-            full += f" (exit code {exit_code}{_signal_name(exit_code)})"
+            full += f" (exit code {exit_code}{signal_name(exit_code)})"
         if log_tail:
             full += "\n--- server log (last lines) ---\n" + log_tail
         super().__init__(full)
         self.message, self.kind, self.exit_code, self.log_tail = message, kind, exit_code, log_tail
 
 
-def _signal_name(code) -> str:
+def signal_name(code) -> str:
     if isinstance(code, int) and code < 0:
         try:
             return f", killed by {signal.Signals(-code).name}"

@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 
 try:
-    from .client import ServerError, _signal_name
+    from .client import ServerError, signal_name
 except ImportError:  # loaded as a top-level module
-    from client import ServerError, _signal_name
+    from client import ServerError, signal_name
 
 PENDING, RUNNING, DONE, FAILED, CANCELLED = "pending", "running", "done", "failed", "cancelled"
 FINISHED = (DONE, FAILED, CANCELLED)
@@ -134,7 +134,7 @@ class StylizeJob:
         e = self.error
         text = f"{e['kind']}: {e['message']}"
         if e.get("exit_code") is not None:
-            text += f" (exit code {e['exit_code']}{_signal_name(e['exit_code'])})"
+            text += f" (exit code {e['exit_code']}{signal_name(e['exit_code'])})"
         if e.get("log_tail"):
             text += "\nserver log:\n" + e["log_tail"]
         return text

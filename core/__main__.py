@@ -62,7 +62,13 @@ def stylize_command(args) -> int:
     content = _load(args.content)
     reference = _load(args.style)
     groups = {g: _load(p) for g, p in group_paths.items()}
-    out = stylize_rig_motion(content, reference, groups, weights, options, args.stylizer)
+    if args.config:
+        from .stylize.loading import load_stylizer
+
+        stylizer = load_stylizer(args.config)
+    else:
+        stylizer = args.stylizer
+    out = stylize_rig_motion(content, reference, groups, weights, options, stylizer)
     write_bvh(out, args.output)
     print(
         f"wrote {args.output}: {out.num_frames} frames at {out.fps:g} fps on {content.rig.name or 'the rig'}",
@@ -80,7 +86,9 @@ def main(argv=None) -> int:
     st.add_argument("-o", "--output", required=True, help="the BVH file to write")
     st.add_argument("--weights", help="per-group style weights, e.g. root=0,left_arm=1.5 (default 1)")
     st.add_argument("--group-reference", action="append", help="a group's own reference, e.g. left_arm=angry.bvh")
-    st.add_argument("--stylizer", default="statistics")
+    model = st.add_mutually_exclusive_group()
+    model.add_argument("--stylizer", default="statistics", help="a stylizer by name (default statistics)")
+    model.add_argument("--config", help="a model config JSON (the stylizer and its weights), e.g. weights/stylizer.json")
     st.add_argument("--option", help="stylizer options, e.g. max_ratio=3")
     args = parser.parse_args(argv)
     from .io.bvh import BVHError

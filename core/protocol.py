@@ -14,9 +14,14 @@ must equal 4 * the sum of the shapes' element counts and be <= max_payload). Arr
 finite. JSON must not contain NaN/Infinity literals.
 
 Requests (add-on -> server): ``hello`` {version}, ``stylize`` {id, motions, weights, options},
-``cancel`` {id?}, ``shutdown``. Replies (server -> add-on): ``hello`` {version, device, stylizer},
-``progress`` {id, step, total, stage}, ``result`` {id, fps} + arrays ``rotations`` (F, J, 4) and
-``translations`` (F, J, 3), ``error`` {kind, message, traceback, id?}.
+``cancel`` {id?}, ``shutdown``. Replies (server -> add-on): ``hello`` {version, device, stylizer,
+config, pid}, ``progress`` {id, step, total, stage}, ``result`` {id, fps} + arrays ``rotations``
+(F, J, 4) and ``translations`` (F, J, 3), ``error`` {kind, message, traceback, id?}.
+
+Error kinds (``ERROR_KINDS``): ``protocol`` (a malformed frame), ``version`` (protocol version
+mismatch at the hello), ``handshake`` (a request before the hello), ``config`` (the server's model
+config or stylizer could not be loaded: the answer to the hello, after which the server exits),
+``bad_request`` (a well-formed request the pipeline refuses), ``cancelled``, ``internal`` (a bug).
 
 A stylize request's ``motions`` maps a motion key (``content``, ``reference``, or
 ``reference:<group>`` for a per-group reference) to ``{"rig": <Rig.to_json object>, "fps": float}``;
@@ -47,7 +52,7 @@ DTYPE = np.dtype("<f4")
 REQUEST_TYPES = ("hello", "stylize", "cancel", "shutdown")
 REPLY_TYPES = ("hello", "progress", "result", "error")
 MESSAGE_TYPES = tuple(dict.fromkeys(REQUEST_TYPES + REPLY_TYPES))
-ERROR_KINDS = ("protocol", "version", "handshake", "bad_request", "cancelled", "internal")
+ERROR_KINDS = ("protocol", "version", "handshake", "config", "bad_request", "cancelled", "internal")
 GROUPS = ("root", "torso", "left_arm", "right_arm", "left_leg", "right_leg")
 
 _LENGTH = struct.Struct("<I")

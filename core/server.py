@@ -1,13 +1,21 @@
-"""The runtime server: ``python -m core.server [--device auto|cpu|cuda] [--stylizer statistics]``.
+"""The runtime server: ``python -m core.server [--device auto|cpu|cuda] [--stylizer NAME | --config PATH]``.
 
 Speaks core.protocol on stdin (requests) and stdout (replies); logs go to stderr. Before anything
 heavy is imported, file descriptor 1 is pointed at stderr and ``sys.stdout`` at ``sys.stderr``, so
 a stray print (ours, a library's, or C code writing to fd 1) can never corrupt the protocol; the
 protocol writes to a private duplicate of the original stdout.
 
+The stylizer: ``--stylizer NAME`` (a name in core.stylize.baselines.STYLIZERS, default
+``statistics``) or ``--config PATH``, a model config (JSON naming the stylizer and its optional
+safetensors weights; core.stylize.loading). A config that cannot be loaded (missing file, not JSON,
+unknown stylizer, missing weights...) or an unknown ``--stylizer`` does not end the process
+silently: the problem is logged to stderr, the client's ``hello`` is answered with an ``error`` of
+kind ``config`` carrying the message, and the server exits with status 4 (any request before the
+hello gets the same error; the end of input or a shutdown also exit with 4).
+
 Session: the client's first message is ``hello`` with its protocol version; the server answers
-``hello`` (version, device, stylizer, pid) or, on a version mismatch, an ``error`` of kind
-``version`` naming both versions, and exits with status 3. A ``stylize`` request gets ``progress``
+``hello`` (version, device, stylizer name, config path or null, pid) or, on a version mismatch, an
+``error`` of kind ``version`` naming both versions, and exits with status 3. A ``stylize`` request gets ``progress``
 messages (step, total, stage) and then a ``result`` or an ``error``. ``cancel`` (by id, or the
 running job when no id) stops the job between steps with an error of kind ``cancelled``.
 ``shutdown`` exits with status 0; so does the end of stdin. A malformed frame gets an error of kind
@@ -15,7 +23,9 @@ running job when no id) stops the job between steps with an error of kind ``canc
 exits with status 2 after answering. Bad input never crashes the server: it answers an error of
 kind ``bad_request`` (or ``internal`` for a bug, with the traceback) and keeps serving.
 
-Exit statuses: 0 shutdown or end of input, 2 unrecoverable protocol error, 3 version mismatch.
+Exit statuses: 0 shutdown or end of input, 1 bad command line (e.g. ``--device cuda`` without a GPU),
+2 unrecoverable protocol error, 3 version mismatch, 4 the model config (or ``--stylizer``) could not
+be loaded.
 """
 
 from __future__ import annotations
@@ -32,7 +42,8 @@ def _protect_stdout():
     return out
 
 
-EXIT_OK, EXIT_PROTOCOL, EXIT_VERSION = 0, 2, 3
+EXIT_OK, EXIT_USAGE, EXIT_PROTOCOL, EXIT_VERSION, EXIT_CONFIG = 0, 1, 2, 3, 4
+EXIT_STATUSES = (EXIT_OK, EXIT_USAGE, EXIT_PROTOCOL, EXIT_VERSION, EXIT_CONFIG)
 
 
 def choose_device(requested: str = "auto") -> str:
@@ -51,7 +62,23 @@ def choose_device(requested: str = "auto") -> str:
 
 
 class Server:
-    def __init__(self, instream, outstream, stylizer: str = "statistics", device: str = "cpu", log=None):
+    """One session on a pair of binary streams (``serve()`` returns the exit status).
+
+    ``stylizer``: a name in STYLIZERS or a ready stylizer object (core.stylize.loading);
+    ``config``: the model config path it came from (reported in the hello reply);
+    ``config_error``: the message of a config that could not be loaded: the session then answers
+    every request with an error of kind ``config`` and ends with EXIT_CONFIG at the hello."""
+
+    def __init__(
+        self,
+        instream,
+        outstream,
+        stylizer="statistics",
+        device: str = "cpu",
+        log=None,
+        config=None,
+        config_error: str | None = None,
+    ):
         import logging
         import queue
         import threading
@@ -60,7 +87,13 @@ class Server:
 
         self.p = protocol
         self.instream, self.outstream = instream, outstream
-        self.stylizer_name, self.device = stylizer, device
+        self.stylizer, self.device = stylizer, device
+        self.stylizer_name = (
+            stylizer if isinstance(stylizer, str) else getattr(stylizer, "name", type(stylizer).__name__)
+        )
+        self.config = None if config is None else str(config)
+        self.config_error = config_error
+        self.reader_thread = None
         self.log = log or logging.getLogger("core.server")
         self.queue: queue.Queue = queue.Queue()
         self.write_lock = threading.Lock()
@@ -132,12 +165,13 @@ class Server:
 
     def serve(self) -> int:
         thread = self._threading.Thread(target=self.reader, name="protocol-reader", daemon=True)
+        self.reader_thread = thread
         thread.start()
         while True:
             kind, header, arrays = self.queue.get()
             if kind in ("closed", "shutdown"):
                 self.log.info("%s: exiting", kind)
-                return EXIT_OK
+                return EXIT_CONFIG if self.config_error is not None else EXIT_OK
             if kind == "protocol_error":
                 self.send_error("protocol", str(header))
                 if not header.in_sync:
@@ -152,6 +186,9 @@ class Server:
                         f"speaks version {self.p.PROTOCOL_VERSION}; update the add-on or the runtime",
                     )
                     return EXIT_VERSION
+                if self.config_error is not None:
+                    self.send_error("config", self.config_error, request_id=_reply_id(header))
+                    return EXIT_CONFIG
                 self.greeted = True
                 self.send(
                     {
@@ -159,15 +196,19 @@ class Server:
                         "version": self.p.PROTOCOL_VERSION,
                         "device": self.device,
                         "stylizer": self.stylizer_name,
+                        "config": self.config,
                         "pid": os.getpid(),
-                        **({"id": header["id"]} if isinstance(header.get("id"), (str, int)) else {}),
+                        **({"id": header["id"]} if _reply_id(header) is not None else {}),
                     }
                 )
                 continue
             if not self.greeted:
                 with self.cancel_lock:
                     self.pending.pop(header.pop("_seq", None), None)
-                self.send_error("handshake", f"send hello before {kind}", request_id=header.get("id"))
+                if self.config_error is not None:
+                    self.send_error("config", self.config_error, request_id=_reply_id(header))
+                else:
+                    self.send_error("handshake", f"send hello before {kind}", request_id=_reply_id(header))
                 continue
             if kind == "stylize":
                 self.run_stylize(header, arrays)
@@ -214,9 +255,25 @@ class Server:
 
         content, reference, groups = motions_from_message(header, arrays)
         options.setdefault("device", self.device)
-        return stylize_rig_motion(
-            content, reference, groups, header.get("weights", {}), options, self.stylizer_name, job
-        )
+        return stylize_rig_motion(content, reference, groups, header.get("weights", {}), options, self.stylizer, job)
+
+
+def _reply_id(header: dict):
+    """The request's id when a reply may carry it (a string or an integer), else None."""
+    rid = header.get("id")
+    return rid if isinstance(rid, (str, int)) and not isinstance(rid, bool) else None
+
+
+def load_configured_stylizer(stylizer_name: str, config, device: str = "cpu"):
+    """(stylizer object, None) or (None, the problem) for ``--stylizer`` / ``--config``."""
+    from .stylize.loading import ModelConfigError, load_stylizer, stylizer_by_name
+
+    try:
+        if config is not None:
+            return load_stylizer(config, device), None
+        return stylizer_by_name(stylizer_name), None
+    except ModelConfigError as e:
+        return None, str(e)
 
 
 def main(argv=None) -> int:
@@ -228,32 +285,40 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     parser = argparse.ArgumentParser(prog="python -m core.server", description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--stylizer", default="statistics")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--stylizer", default="statistics", help="a stylizer by name (default: statistics)")
+    which.add_argument("--config", default=None, help="a model config JSON (stylizer name, weights, settings)")
     parser.add_argument("--log-level", default="INFO")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse's own status 2 would read as a protocol error
+        return EXIT_OK if e.code in (0, None) else EXIT_USAGE
     logging.basicConfig(
         stream=sys.stderr, level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     log = logging.getLogger("core.server")
     from . import runtime  # noqa: F401  (the heavy imports, before the handshake)
-    from .stylize.baselines import STYLIZERS
 
-    if args.stylizer not in STYLIZERS:
-        log.error("unknown stylizer %r; known: %s", args.stylizer, sorted(STYLIZERS))
-        return 1
     try:
         device = choose_device(args.device)
     except RuntimeError as e:
         log.error("%s", e)
-        return 1
-    log.info(
-        "ready in %.2f s: device %s, stylizer %s, pid %d",
-        time.perf_counter() - start,
-        device,
-        args.stylizer,
-        os.getpid(),
-    )
-    server = Server(sys.stdin.buffer, out, args.stylizer, device, log)
+        return EXIT_USAGE
+    config = None if args.config is None else os.path.abspath(args.config)
+    stylizer, problem = load_configured_stylizer(args.stylizer, config, device)
+    if problem is not None:
+        log.error("cannot load the stylizer: %s (answering the hello with this error, then exiting)", problem)
+        server = Server(sys.stdin.buffer, out, args.stylizer, device, log, config, config_error=problem)
+    else:
+        server = Server(sys.stdin.buffer, out, stylizer, device, log, config)
+        log.info(
+            "ready in %.2f s: device %s, stylizer %s, config %s, pid %d",
+            time.perf_counter() - start,
+            device,
+            server.stylizer_name,
+            config,
+            os.getpid(),
+        )
     code = server.serve()
     try:
         out.flush()

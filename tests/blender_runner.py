@@ -2,10 +2,10 @@
 
 Tests in the torch env call run_blender_script(); the script gets ``--out PATH`` appended and must
 write its result there as JSON (stdout is unusable: bpy prints to it). The repo root is put on
-PYTHONPATH so scripts can import the project's bpy-free modules.
+PYTHONPATH so scripts can import the project's bpy-free modules. ``blender="4.5"`` runs the 4.5 LTS
+venv instead of 5.0.1's.
 
-``user_resources=PATH`` (or run_blender_script_fresh(), which uses a new temporary folder) runs
-Blender with fresh user resources: config, scripts (legacy add-ons), extensions and datafiles all
+``user_resources=PATH`` runs Blender with fresh user resources: config, scripts (legacy add-ons), extensions and datafiles all
 under PATH, through BLENDER_USER_RESOURCES and the four BLENDER_USER_{CONFIG,SCRIPTS,EXTENSIONS,
 DATAFILES} variables (both honoured by PyPI bpy 5.0.1: bpy.utils.user_resource() and the extension
 repositories then point under PATH). Installing an add-on there never touches ~/.config/blender.
@@ -23,16 +23,21 @@ import pytest
 
 from training.data.paths import REPO_ROOT
 
-SETUP_HINT = "python3 -m venv .venv-blender && .venv-blender/bin/pip install bpy==5.0.1 'numpy<2'"
+# Blender versions the add-on is tested on: the venv holding each as a Python module (PyPI bpy).
+BLENDER_VENVS = {"5.0": ".venv-blender", "4.5": ".venv-blender45"}
+BLENDER_PINS = {"5.0": "bpy==5.0.1", "4.5": "bpy==4.5.*"}
 
 
-def blender_python() -> Path:
-    """The Blender venv's interpreter ($MST_BLENDER_PYTHON or <repo>/.venv-blender/bin/python).
+def blender_python(version: str = "5.0") -> Path:
+    """The interpreter of the venv holding bpy ``version`` ($MST_BLENDER_PYTHON overrides 5.0's).
 
     Missing: a failure under CI (a silent skip would hide that Blender never ran), a skip locally."""
-    path = Path(os.environ.get("MST_BLENDER_PYTHON", REPO_ROOT / ".venv-blender" / "bin" / "python"))
+    default = REPO_ROOT / BLENDER_VENVS[version] / "bin" / "python"
+    path = Path(os.environ.get("MST_BLENDER_PYTHON", default)) if version == "5.0" else default
     if not path.exists():
-        message = f"Blender python not found at {path}; create it from the repo root with: {SETUP_HINT}"
+        venv = BLENDER_VENVS[version]
+        hint = f"python3.11 -m venv {venv} && {venv}/bin/pip install '{BLENDER_PINS[version]}' 'numpy<2'"
+        message = f"Blender {version} python not found at {path}; create it (tools/setup.sh does) with: {hint}"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
@@ -61,18 +66,13 @@ def user_resources_env(root) -> dict[str, str]:
     return env
 
 
-def run_blender_script_fresh(script, *args, timeout: float = 300) -> dict:
-    """run_blender_script with fresh, empty user resources in a temporary folder removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="mst-blender-user-") as root:
-        return run_blender_script(script, *args, timeout=timeout, user_resources=root)
-
-
-def run_blender_script(script, *args, timeout: float = 300, user_resources=None) -> dict:
+def run_blender_script(script, *args, timeout: float = 300, user_resources=None, blender: str = "5.0") -> dict:
     """Run ``script args... --out <tmp.json>`` with the Blender python; return the parsed JSON.
 
     ``user_resources``: a folder to hold Blender's user config/scripts/extensions/datafiles instead
-    of the real user's (see user_resources_env); None keeps Blender's defaults."""
-    python = blender_python()
+    of the real user's (see user_resources_env); None keeps Blender's defaults. ``blender``: which
+    version (BLENDER_VENVS)."""
+    python = blender_python(blender)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     env.pop("PYTHONHOME", None)

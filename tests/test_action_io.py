@@ -22,7 +22,7 @@ POS_TOL = 1e-4  # armature units (metres here)
 
 
 sys.path.insert(0, str(REPO_ROOT / "blender_addon"))  # action_io as a plain module (no bpy package)
-import action_io as io  # noqa: E402
+import action_io as io
 
 
 def _angle(a, b):

@@ -29,9 +29,9 @@ def _plain_bvh(tmp_path, name):
     return path
 
 
-@pytest.fixture(scope="module")
-def measured(tmp_path_factory, data_root):
-    tmp = tmp_path_factory.mktemp("addon")
+@pytest.fixture(scope="module", params=["5.0", "4.5"], ids=["bpy5.0", "bpy4.5"])
+def measured(request, tmp_path_factory, data_root):
+    tmp = tmp_path_factory.mktemp(f"addon-{request.param}")
     zip_path = build(tmp / "dist")
     return run_blender_script(
         SCRIPT,
@@ -45,6 +45,7 @@ def measured(tmp_path_factory, data_root):
         "--faults",
         user_resources=tmp / "user",
         timeout=600,
+        blender=request.param,
     )
 
 
@@ -52,7 +53,7 @@ def test_operator_keys_a_new_action_and_leaves_the_source(measured):
     r = measured
     assert r["operator_result"] == ["FINISHED"]
     assert r["new_is_not_source"] and r["source_still_exists"]
-    assert r["new_action"] == "walk_normal_001 [walk_elderly_001]"
+    assert r["new_action"] == "dataset-2_walk_normal_001 [dataset-2_walk_elderly_001]"
     assert r["source_hash_equal"] and r["source_hash_equal_after_api"]  # key data byte-identical
     assert r["mapped_bones"] == 21 and r["mapped_bones_keyed_every_frame"] == 21
 

@@ -96,7 +96,7 @@ def test_every_clip_parses_and_round_trips(data_root):
             frames += motion.num_frames
             if problems:
                 failures.append(f"{path.name}: {'; '.join(problems)}")
-        except Exception as e:  # report every broken clip, not just the first
+        except Exception as e:  # noqa: BLE001  report every broken clip, not just the first
             failures.append(f"{path.name}: {type(e).__name__}: {e}")
     elapsed = time.perf_counter() - start
     n = len(paths)

@@ -145,7 +145,7 @@ def test_stylize_through_client_and_job_equals_the_library(client, clips):
         j = _run(client, _request(clips))
         times.append(time.perf_counter() - t)
         assert j.state == J.DONE
-    print(f"\nwarm end-to-end stylize, 300 frames, through client+job: median {statistics.median(times)*1e3:.0f} ms")
+    print(f"\nwarm end-to-end stylize, 300 frames, through client+job: median {statistics.median(times) * 1e3:.0f} ms")
 
 
 def test_cancel_mid_request_then_next_request_works(client, clips):
@@ -177,7 +177,7 @@ def test_server_killed_mid_request_reports_exit_code_and_log_then_restarts(clien
     t = time.perf_counter()
     after = _run(client, _request(clips, "after-kill"))
     assert after.state == J.DONE and client.pid != pid
-    print(f"\nrestart + stylize after a kill: {(time.perf_counter() - t)*1e3:.0f} ms")
+    print(f"\nrestart + stylize after a kill: {(time.perf_counter() - t) * 1e3:.0f} ms")
 
 
 def test_hung_server_times_out_is_killed_and_next_request_works(tmp_path, clips):
@@ -306,4 +306,26 @@ def test_100_kill_restart_cycles_leave_no_stray_processes(tmp_path, clips):
     assert c.stop() == 0
     assert len(set(pids)) == 101 and all(_gone(p) for p in pids)
     assert set(_server_children()) <= before
-    print(f"\nserver (re)start incl. handshake: median {statistics.median(restart)*1e3:.0f} ms over 100 cycles")
+    print(f"\nserver (re)start incl. handshake: median {statistics.median(restart) * 1e3:.0f} ms over 100 cycles")
+
+
+def test_client_imports_core_bundled_in_the_addon_package(tmp_path):
+    """Inside the installed add-on, core is a subpackage: client.py finds ``.core.protocol`` there
+    (the repository layout, with ``core`` top-level, is what every other test here uses)."""
+    import importlib
+    import shutil
+
+    package = tmp_path / "mst_addon_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    shutil.copy(REPO_ROOT / "blender_addon" / "client.py", package / "client.py")
+    shutil.copytree(REPO_ROOT / "core", package / "core", ignore=shutil.ignore_patterns("__pycache__"))
+    sys.path.insert(0, str(tmp_path))
+    try:
+        bundled = importlib.import_module("mst_addon_pkg.client")
+        assert bundled.P.__name__ == "mst_addon_pkg.core.protocol"
+        assert C.P.__name__ == "core.protocol"
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m == "mst_addon_pkg" or m.startswith("mst_addon_pkg.")]:
+            del sys.modules[name]

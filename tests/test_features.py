@@ -49,7 +49,7 @@ def test_round_trip_is_exact_on_real_clips(data_root, name):
 
 def test_layout_and_heading_frame(walk_clip):
     motion = read_bvh(walk_clip)
-    features, start = F.motion_to_features(motion)
+    features, _start = F.motion_to_features(motion)
     assert features.shape == (motion.num_frames, F.FEATURE_DIM) == (motion.num_frames, 134)
     assert set(np.unique(features[:, F.CONTACTS])) <= {0.0, 1.0}
     # A forward walk moves along the heading: forward (z) velocity dominates, about 1.2-1.6 m/s.

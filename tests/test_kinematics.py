@@ -75,7 +75,7 @@ def test_world_to_local_inverts_forward_kinematics(motion):
     local = world_to_local_rotations(parents, world_rot)
     assert quat_angle(local, motion.rotations).max() < 1e-12
     # and FK of the recovered rotations gives the same world pose
-    world_rot2, world_pos2 = forward_kinematics(parents, local, motion.positions)
+    world_rot2, _world_pos2 = forward_kinematics(parents, local, motion.positions)
     assert quat_angle(world_rot2, world_rot).max() < 1e-12
 
 

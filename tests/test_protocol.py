@@ -220,11 +220,15 @@ def test_configurable_limits():
     assert P.read_message(io.BytesIO(data), max_payload=560)[0]["type"] == "result"
 
 
-def _random_frame(rng: np.random.Generator, valid: list[bytes]) -> bytes:
+def _random_frame(rng: np.random.Generator, valid: list[bytes], extend_runnable: bool = True) -> bytes:
     """One fuzz frame: random bytes, a valid frame truncated / bit-flipped / extended, a random
-    JSON header, or a frame whose length or nbytes claims far too much."""
+    JSON header, or a frame whose length or nbytes claims far too much. ``extend_runnable``: False
+    extends only the valid frames that are not a stylize request (valid[0]), so that a server fed
+    these frames runs the stylize pipeline only for the bit-flipped requests that stay valid."""
     kind = rng.integers(0, 7)
     base = valid[rng.integers(len(valid))]
+    if kind == 3 and not extend_runnable:
+        base = valid[rng.integers(1, len(valid))]
     if kind == 0:
         return rng.bytes(int(rng.integers(0, 64)))
     if kind == 1:
@@ -248,7 +252,8 @@ def _random_frame(rng: np.random.Generator, valid: list[bytes]) -> bytes:
     return _frame(header)
 
 
-def fuzz_frames(count: int, seed: int) -> list[bytes]:
+def fuzz_frames(count: int, seed: int, extend_runnable: bool = True) -> list[bytes]:
+    """``count`` fuzz frames (``_random_frame``), reproducible from ``seed``."""
     rng = np.random.default_rng(seed)
     header, arrays = _stylize(frames=2)
     valid = []
@@ -261,7 +266,7 @@ def fuzz_frames(count: int, seed: int) -> list[bytes]:
         buf = io.BytesIO()
         P.write_message(buf, h, a)
         valid.append(buf.getvalue())
-    return [_random_frame(rng, valid) for _ in range(count)]
+    return [_random_frame(rng, valid, extend_runnable) for _ in range(count)]
 
 
 def test_fuzz_read_message_never_hangs():

@@ -328,7 +328,7 @@ def test_bone_names_are_normalised(name, parsed):
 def test_blender_rig_fixtures_are_what_the_export_script_writes(tmp_path):
     """The committed metarig/Rigify skeletons come from real Blender, reproducibly."""
     script = REPO_ROOT / "tools" / "export_blender_rigs.py"
-    proc = subprocess.run([str(blender_python()), str(script), str(tmp_path)], capture_output=True, text=True,
+    proc = subprocess.run([str(blender_python()), str(script), str(tmp_path)], capture_output=True, text=True, check=False,
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("metarig", "rigify_def"):

@@ -22,7 +22,7 @@ from core.io.bvh import read_bvh
 from core.motion.canonical import JOINT_NAMES
 from core.ops.rotations import quat_conj, quat_mul
 from core.retarget.matching import rig_for_skeleton
-from core.runtime import RigMotion, stylize_rig_motion
+from core.runtime import STAGES, RigMotion, stylize_rig_motion
 from core.stylize.baselines import GROUP_LOCAL_JOINTS
 
 TIMEOUT = 20.0
@@ -150,7 +150,9 @@ def test_stylize_over_the_protocol_equals_the_library(server, clips):
     server.send(header, arrays)
     progress, final, out = server.until_final()
     assert final["type"] == "result" and final["id"] == "walk", final
-    assert [p["step"] for p in progress] == list(range(5)) and all(p["total"] == 5 for p in progress)
+    steps = len(STAGES)
+    assert [p["step"] for p in progress] == list(range(steps)) and all(p["total"] == steps for p in progress)
+    assert [p["stage"] for p in progress] == list(STAGES)
     expected = stylize_rig_motion(content, style, weights=weights)
     assert out["rotations"].shape == content.motion.rotations.shape and final["fps"] == content.motion.fps
     assert _angle(out["rotations"].astype(np.float64), expected.rotations).max() < 1e-5
@@ -597,3 +599,199 @@ def test_other_rig_at_another_frame_rate(server, clips):
     np.testing.assert_array_equal(out["rotations"][:, kept], moved.rotations[:, kept])
     driven = [mixamo.bone(j) for j in ("UpperLeg_R", "LowerLeg_R")]
     assert _angle(out["rotations"][:, driven].astype(np.float64), source.motion.rotations[:, driven]).max() > 0.01
+
+
+# --- fuzzing core.server.Server on real OS pipes, in process -----------------------------------
+
+
+def _ends_session(data: bytes) -> bool:
+    """Whether these bytes, followed by the end of input, end a session before it is over: a frame
+    that loses the stream position, a shutdown, a hello of another version, or a cut frame."""
+    stream = io.BytesIO(data)
+    while True:
+        try:
+            header, _ = P.read_message(stream, types=P.REQUEST_TYPES)
+        except P.Closed:
+            return False
+        except P.ProtocolError as e:
+            if not e.in_sync:
+                return True
+            continue
+        if header["type"] == "shutdown" or (header["type"] == "hello" and header["version"] != P.PROTOCOL_VERSION):
+            return True
+
+
+class PipeSession:
+    """A core.server.Server serving in a thread on two os.pipe()s, as the real process does on its
+    stdin/stdout; the test is the client on the other ends."""
+
+    def __init__(self, log):
+        from core.server import Server
+
+        in_r, self.in_w = os.pipe()
+        out_r, out_w = os.pipe()
+        self.instream, self.outstream = os.fdopen(in_r, "rb"), os.fdopen(out_w, "wb")
+        self.replies_in = os.fdopen(out_r, "rb")
+        self.server = Server(self.instream, self.outstream, "statistics", "cpu", log)
+        self.code = None
+        self.replies: queue.Queue = queue.Queue()
+        self.threads = [
+            threading.Thread(target=self._serve, name="fuzz-serve", daemon=True),
+            threading.Thread(target=self._read, name="fuzz-replies", daemon=True),
+        ]
+        for t in self.threads:
+            t.start()
+
+    def _serve(self):
+        try:
+            self.code = self.server.serve()
+        finally:
+            self.outstream.close()  # the process exits: its stdout closes
+
+    def _read(self):
+        while True:
+            try:
+                self.replies.put(P.read_message(self.replies_in, types=P.REPLY_TYPES))
+            except P.Closed:
+                self.replies.put(None)
+                return
+            except Exception as e:  # noqa: BLE001  a reply that is not a valid frame: the test fails on it
+                self.replies.put(("corrupt", e))
+                return
+
+    def send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.in_w, view) :]
+
+    def close_input(self) -> None:
+        if self.in_w is not None:
+            os.close(self.in_w)
+            self.in_w = None
+
+    def recv(self, deadline: float):
+        try:
+            item = self.replies.get(timeout=max(deadline - time.monotonic(), 0.0))
+        except queue.Empty:
+            raise AssertionError("no reply and no close within the per-frame timeout") from None
+        assert not (isinstance(item, tuple) and item[0] == "corrupt"), f"corrupt reply: {item[1]}"
+        return item
+
+    def finish(self, deadline: float) -> None:
+        """Close the client's end, and check that every thread of the session has ended in time."""
+        self.close_input()
+        threads = self.threads + [self.server.reader_thread]
+        for t in threads:
+            t.join(max(deadline - time.monotonic(), 0.0))
+        alive = [t.name for t in threads if t.is_alive()]
+        assert not alive, f"threads still running: {alive}"
+        self.instream.close()
+        self.replies_in.close()
+
+
+def test_fuzz_server_on_pipes_answers_or_closes_cleanly_10k_frames():
+    """≥ 10,000 fuzz frames through the real Server code on real OS pipes: random, truncated,
+    oversized and bit-flipped frames (test_protocol.fuzz_frames) and whole frames with bad content
+    (_in_sync_frames). A frame that ends the session goes to a fresh Server: the client sends it
+    and a probe hello, then closes its end; serve() must return a documented exit status, after an
+    error reply when it is a protocol or version failure. The others go to one long-lived session:
+    each is followed by a probe hello that must be answered. Every reply must be a valid reply
+    frame, every frame must be settled within PER_FRAME s, and no thread may be left running."""
+    # Server, its reader and this test's reply reader share one interpreter here (unlike the real
+    # server process): hand the GIL over sooner than the default 5 ms, or every reply waits for it.
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.0002)
+    try:
+        _fuzz_server_on_pipes()
+    finally:
+        sys.setswitchinterval(switch)
+
+
+def _fuzz_server_on_pipes():
+    import logging
+
+    from test_protocol import fuzz_frames
+
+    from core.server import EXIT_STATUSES
+
+    per_frame = 5.0
+    log = logging.getLogger("fuzz-server")
+    log.propagate, log.level = False, logging.CRITICAL
+    n = int(os.environ.get("FUZZ_PIPE_N", "10000"))
+    rng = np.random.default_rng(11)
+    frames = fuzz_frames(n * 7 // 10, seed=2024, extend_runnable=False) + _in_sync_frames(n - n * 7 // 10, seed=2025)
+    frames = [frames[i] for i in rng.permutation(len(frames))]
+    threads_before = set(threading.enumerate())
+    counts = {"frames": 0, "error replies": 0, "clean closes": 0, "probes answered": 0, "pipeline runs": 0}
+    kinds: dict[str, int] = {}
+    codes: dict[int, int] = {}
+    worst = 0.0
+    start = time.perf_counter()
+    long_lived = PipeSession(log)
+    assert long_lived.send(_frame_bytes(P.hello_request())) is None
+    assert long_lived.recv(time.monotonic() + per_frame)[0]["type"] == "hello"
+    for i, frame in enumerate(frames):
+        t0 = time.monotonic()
+        deadline = t0 + per_frame
+        probe = _frame_bytes(P.hello_request(id=f"probe-{i}"))
+        ends = _ends_session(frame + probe)
+        s = PipeSession(log) if ends else long_lived
+        if ends:
+            s.send(_frame_bytes(P.hello_request()))
+        try:
+            s.send(frame + probe)
+        except BrokenPipeError:
+            pass  # the server already answered and closed its end (a real client sees the same)
+        if ends:
+            s.close_input()  # the client is done: it closes, as one does after a garbled frame
+        replies = []
+        while True:
+            item = s.recv(deadline)
+            if item is None:
+                break
+            header, _ = item
+            assert header["type"] in P.REPLY_TYPES, header
+            replies.append(header)
+            if header["type"] == "hello" and header.get("id") == f"probe-{i}":
+                break
+        errors = [h for h in replies if h["type"] == "error"]
+        counts["pipeline runs"] += any(h["type"] == "progress" for h in replies)
+        counts["error replies"] += len(errors)
+        for h in errors:
+            kinds[h["kind"]] = kinds.get(h["kind"], 0) + 1
+        if ends:
+            s.finish(deadline)
+            assert s.code in EXIT_STATUSES, (i, s.code)
+            codes[s.code] = codes.get(s.code, 0) + 1
+            if s.code == 2:
+                assert errors and errors[-1]["kind"] == "protocol", (i, replies)
+            if s.code == 3:
+                assert errors and errors[-1]["kind"] == "version", (i, replies)
+            counts["clean closes"] += 1
+            counts["probes answered"] += any(h.get("id") == f"probe-{i}" for h in replies)
+        else:
+            assert replies and replies[-1].get("id") == f"probe-{i}", (i, replies)  # the session goes on
+            counts["probes answered"] += 1
+        counts["frames"] += 1
+        worst = max(worst, time.monotonic() - t0)
+    long_lived.send(_frame_bytes({"type": "shutdown"}))
+    assert long_lived.recv(time.monotonic() + per_frame) is None
+    long_lived.finish(time.monotonic() + per_frame)
+    assert long_lived.code == 0
+    leftover = [t.name for t in set(threading.enumerate()) - threads_before if t.is_alive()]
+    assert not leftover, leftover
+    elapsed = time.perf_counter() - start
+    assert counts["frames"] >= 10_000 or n < 10_000
+    assert counts["clean closes"] > n // 10 and counts["error replies"] > n // 2, counts
+    print(
+        f"\nfuzz on pipes: {counts['frames']} frames, {counts['error replies']} error replies {kinds}, "
+        f"{counts['clean closes']} clean closes (exit statuses {codes}), {counts['probes answered']} probes "
+        f"answered, {counts['pipeline runs']} stylize pipeline runs, max {worst:.3f} s per frame, "
+        f"{elapsed:.1f} s in all"
+    )
+
+
+def _frame_bytes(header: dict, arrays=None) -> bytes:
+    buf = io.BytesIO()
+    P.write_message(buf, header, arrays)
+    return buf.getvalue()

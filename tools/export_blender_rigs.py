@@ -25,7 +25,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from tools.headless import run_and_exit  # noqa: E402  (needs the repo on sys.path)
+from tools.headless import run_and_exit
 
 
 def _y_up(v) -> tuple[float, float, float]:

@@ -15,7 +15,7 @@ def run_and_exit(main) -> None:
     code = 0
     try:
         main()
-    except BaseException:
+    except BaseException:  # noqa: BLE001  any failure, KeyboardInterrupt included, must still exit
         traceback.print_exc()
         code = 1
     sys.stdout.flush()

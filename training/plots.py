@@ -544,7 +544,7 @@ def animate_gif(motions_or_positions, parents=None, path="clip.gif", fps: float 
             a = _Figure(ax, clip, v, fr, lw, half_width=fr.half_width * panel_w / fitted_w)
             artists.append(a)
             t = np.array([a.target(int(f)) for f in range(clip.num_frames)])
-            targets.append(_smooth(t, max(1, int(round(clip.fps)))))
+            targets.append(_smooth(t, max(1, round(clip.fps))))
             size = float(np.clip(panel_w * dpi / (0.6 * max(len(clip.title), 1)), 7, 10))
             fig.text((i + 0.5) / n, 1 - 0.05 / fig_h, clip.title, fontsize=size, fontweight="bold", ha="center",
                      va="top")

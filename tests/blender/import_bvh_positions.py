@@ -39,18 +39,18 @@ def main() -> None:
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     addon_utils.enable("io_anim_bvh", default_set=True)
-    settings = dict(
-        global_scale=args.scale,
-        axis_forward="-Z",
-        axis_up="Y",
-        rotate_mode="NATIVE",
-        frame_start=1,
-        use_fps_scale=False,
-        update_scene_fps=False,
-        update_scene_duration=False,
-        use_cyclic=False,
-        target="ARMATURE",
-    )
+    settings = {
+        "global_scale": args.scale,
+        "axis_forward": "-Z",
+        "axis_up": "Y",
+        "rotate_mode": "NATIVE",
+        "frame_start": 1,
+        "use_fps_scale": False,
+        "update_scene_fps": False,
+        "update_scene_duration": False,
+        "use_cyclic": False,
+        "target": "ARMATURE",
+    }
     if bpy.ops.import_anim.bvh(filepath=os.path.abspath(args.bvh), **settings) != {"FINISHED"}:
         raise RuntimeError("import_anim.bvh did not finish")
     armatures = [o for o in bpy.context.scene.objects if o.type == "ARMATURE"]

@@ -76,7 +76,7 @@ def build_cache(clips: list[Clip], root: Path, path: Path, workers: int = 2, pro
     """Parse every clip, compute its features and write the cache file (atomically)."""
     stamp = cache_stamp(clips, root)
     files = [str(root / c.path) for c in clips]
-    bar = dict(total=len(files), unit="clip", desc="feature cache", disable=not progress)
+    bar = {"total": len(files), "unit": "clip", "desc": "feature cache", "disable": not progress}
     if workers > 1:
         # spawn, not fork: forking a parent that has torch's thread pools running can deadlock.
         with multiprocessing.get_context("spawn").Pool(workers) as pool:

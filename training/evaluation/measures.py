@@ -18,6 +18,7 @@ Units follow the data: centimetres, Y up, frames of the motion's own rate (30 fp
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -219,7 +220,7 @@ def _debounced(column: np.ndarray, min_run: int) -> np.ndarray:
     out = column.copy()
     changes = np.flatnonzero(np.diff(out.astype(np.int8))) + 1
     bounds = np.concatenate([[0], changes, [len(out)]])
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         if b - a < min_run and a > 0 and b < len(out):  # runs cut by the clip's ends are kept
             out[a:b] = out[a - 1]
     return out
