@@ -8,35 +8,18 @@ Run from the repository root: ``python -m benchmarks.bench_cleanup [--runs 20]``
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 
+from benchmarks.bench_foundation import median_seconds
 from core.io.bvh import read_bvh
 from core.ops.cleanup import clean_foot_contacts, detect_contacts
 from core.ops.features import FEATURE_FPS
 from core.ops.resample import resample
 from core.stylize.baselines import StatisticsStylizer
 from core.stylize.request import StyleRequest
+from tests.test_cleanup import PAIRS  # the pairs the tests measure the skate ratio on
 from training.data.paths import bandai_root, data_root
-
-PAIRS = [
-    ("dataset-2_walk_normal_001.bvh.gz", "dataset-2_walk_elderly_001.bvh.gz"),
-    ("dataset-2_walk_normal_001.bvh.gz", "dataset-2_walk_exhausted_001.bvh.gz"),
-    ("dataset-2_walk_elderly_001.bvh.gz", "dataset-2_walk_youthful_001.bvh.gz"),
-    ("dataset-2_walk_normal_013.bvh.gz", "dataset-1_walk_angry_001.bvh"),
-    ("dataset-2_run_normal_001.bvh.gz", "dataset-2_run_elderly_001.bvh.gz"),
-]
-
-
-def median_seconds(fn, runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv=None) -> int:

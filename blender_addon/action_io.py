@@ -1,6 +1,7 @@
 """Action <-> arrays for the add-on: read an armature's action into the runtime's rig convention and
 write runtime arrays back as a NEW action. Imports only bpy, mathutils, numpy and the standard
-library (never torch); the numpy math at the top runs without bpy too (tests load it by path).
+library (never torch) and the bundled core's quaternion math; the Blender-convention math at the top
+(Euler modes, axis-angle) runs without bpy too (tests load this file as a top-level module).
 
 Runtime convention (``core/retarget/rig.py``): the zero pose is the armature's rest pose with every
 rest frame aligned to armature space (Z up, armature units). With rest matrix B = bone.matrix_local
@@ -27,6 +28,14 @@ try:  # the math below is usable (and tested) without Blender
 except ImportError:  # pragma: no cover - outside Blender
     bpy = None
 
+try:  # inside the installed add-on, core is its subpackage
+    from .core.ops import rotations
+except ImportError:  # loaded as a top-level module with the repository on sys.path (tests, benchmarks)
+    from core.ops import rotations
+
+quat_mul, quat_conj, quat_rotate = rotations.quat_mul, rotations.quat_conj, rotations.quat_rotate
+quat_to_matrix, matrix_to_quat = rotations.quat_to_matrix, rotations.matrix_to_quat
+
 # fcurve.update() (sort keys, recompute Bezier handles) costs ~6 ms per 360 curves; written keys are
 # sorted by construction and LINEAR, where handles play no part, so it is skipped.
 UPDATE_FCURVES = False
@@ -36,52 +45,16 @@ _AXIS = {"X": 0, "Y": 1, "Z": 2}
 
 
 # ---------------------------------------------------------------------------------------------------
-# quaternion / euler math (w, x, y, z), float64, vectorised over leading axes
+# Blender's rotation conventions on top of core's quaternion math (w, x, y, z), float64, vectorised
 # ---------------------------------------------------------------------------------------------------
 
 
-def quat_mul(a, b):
-    aw, ax, ay, az = np.moveaxis(a, -1, 0)
-    bw, bx, by, bz = np.moveaxis(b, -1, 0)
-    return np.stack(
-        (
-            aw * bw - ax * bx - ay * by - az * bz,
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-        ),
-        -1,
-    )
-
-
-def quat_conj(q):
-    return q * np.array([1.0, -1.0, -1.0, -1.0])
-
-
 def quat_normalize(q):
+    """Unit quaternions; a zero quaternion is the identity, as Blender treats it."""
     n = np.linalg.norm(q, axis=-1, keepdims=True)
     out = np.divide(q, n, out=np.zeros_like(q), where=n > 0)
-    out[..., 0] = np.where(n[..., 0] > 0, out[..., 0], 1.0)  # Blender treats a zero quaternion as identity
+    out[..., 0] = np.where(n[..., 0] > 0, out[..., 0], 1.0)
     return out
-
-
-def quat_rotate(q, v):
-    w = q[..., :1]
-    u = q[..., 1:]
-    t = 2.0 * np.cross(u, v)
-    return v + w * t + np.cross(u, t)
-
-
-def quat_to_matrix(q):
-    w, x, y, z = np.moveaxis(q, -1, 0)
-    return np.stack(
-        (
-            np.stack((1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)), -1),
-            np.stack((2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)), -1),
-            np.stack((2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)), -1),
-        ),
-        -2,
-    )
 
 
 def quat_continuous(q, axis=0):
@@ -114,30 +87,24 @@ def quat_to_axis_angle(q):
     return np.concatenate((angle[..., None], axis), -1)
 
 
+def _blender_order(order):
+    """Blender's Euler mode "XYZ" (X applied first, R = Rz Ry Rx; angles stored as x, y, z) is core's
+    extrinsic "xyz" with the angles taken in the mode's order: (index of each angle, core order)."""
+    return [_AXIS[c] for c in order], order.lower()
+
+
 def euler_to_quat(e, order):
-    """Blender Euler (x, y, z angles) in ``order`` (e.g. "XYZ": X applied first, R = Rz Ry Rx)."""
-    half = 0.5 * np.asarray(e, dtype=np.float64)
-    out = None
-    for ch in order:  # q = q_o2 * q_o1 * q_o0
-        k = _AXIS[ch]
-        q = np.zeros(half.shape[:-1] + (4,))
-        q[..., 0] = np.cos(half[..., k])
-        q[..., 1 + k] = np.sin(half[..., k])
-        out = q if out is None else quat_mul(q, out)
-    return out
+    """Blender Euler angles (x, y, z) in rotation mode ``order`` -> quaternions."""
+    index, seq = _blender_order(order)
+    return rotations.euler_to_quat(np.asarray(e, dtype=np.float64)[..., index], seq)
 
 
 def matrix_to_euler(m, order):
-    """Rotation matrices (..., 3, 3) -> Blender Euler angles (x, y, z) for ``order``."""
-    i, j, k = (_AXIS[c] for c in order)
-    s = 1.0 if (j - i) % 3 == 1 else -1.0  # even permutation (XYZ, YZX, ZXY)
-    cy = np.hypot(m[..., i, i], m[..., j, i])
-    b = np.arctan2(-s * m[..., k, i], cy)
-    regular = cy > 1e-9
-    a = np.where(regular, np.arctan2(s * m[..., k, j], m[..., k, k]), np.arctan2(-s * m[..., j, k], m[..., j, j]))
-    c = np.where(regular, np.arctan2(s * m[..., j, i], m[..., i, i]), 0.0)
-    out = np.empty(m.shape[:-2] + (3,))
-    out[..., i], out[..., j], out[..., k] = a, b, c
+    """Rotation matrices (..., 3, 3) -> Blender Euler angles (x, y, z) for mode ``order``."""
+    index, seq = _blender_order(order)
+    angles = rotations.matrix_to_euler(np.asarray(m, dtype=np.float64), seq)
+    out = np.empty_like(angles)
+    out[..., index] = angles
     return out
 
 
@@ -160,19 +127,6 @@ def quat_to_euler(q, order, time_axis=0):
             d1 = np.abs(cands[1] - prev).sum(-1, keepdims=True)
             e[t] = np.where(d1 < d0, cands[1], cands[0])
     return np.moveaxis(e, 0, time_axis)
-
-
-def forward_kinematics(parents, rotations, translations):
-    """World rotations and positions (runtime convention) from local ones; parents come first."""
-    wr = np.empty_like(rotations)
-    wp = np.empty_like(translations)
-    for j, p in enumerate(parents):
-        if p < 0:
-            wr[..., j, :], wp[..., j, :] = rotations[..., j, :], translations[..., j, :]
-        else:
-            wr[..., j, :] = quat_mul(wr[..., p, :], rotations[..., j, :])
-            wp[..., j, :] = wp[..., p, :] + quat_rotate(wr[..., p, :], translations[..., j, :])
-    return wr, wp
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -214,7 +168,7 @@ def rest_skeleton(obj) -> dict:
     mats = mats[perm]
     rot = mats[:, :3, :3]
     rot = rot / np.linalg.norm(rot, axis=-2, keepdims=True)  # drop any rest scale (rare)
-    rest_quats = _matrix_to_quat(rot)
+    rest_quats = matrix_to_quat(rot)
     heads = mats[:, :3, 3].copy()
     parents = np.array([index[parent_in[b]] if parent_in[b] is not None else -1 for b in order], dtype=np.int64)
     offsets = heads - np.where(parents[:, None] >= 0, heads[np.maximum(parents, 0)], 0.0)
@@ -228,52 +182,6 @@ def rest_skeleton(obj) -> dict:
         "connected": connected,
         "num_bones": n,
     }
-
-
-def _matrix_to_quat(m):
-    """Rotation matrices (..., 3, 3) -> quaternions (w positive where possible), robust branches."""
-    m = np.asarray(m, dtype=np.float64)
-    tr = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
-    cands = np.stack(
-        (
-            np.stack(
-                (1 + tr, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]), -1
-            ),
-            np.stack(
-                (
-                    m[..., 2, 1] - m[..., 1, 2],
-                    1 + 2 * m[..., 0, 0] - tr,
-                    m[..., 0, 1] + m[..., 1, 0],
-                    m[..., 0, 2] + m[..., 2, 0],
-                ),
-                -1,
-            ),
-            np.stack(
-                (
-                    m[..., 0, 2] - m[..., 2, 0],
-                    m[..., 0, 1] + m[..., 1, 0],
-                    1 + 2 * m[..., 1, 1] - tr,
-                    m[..., 1, 2] + m[..., 2, 1],
-                ),
-                -1,
-            ),
-            np.stack(
-                (
-                    m[..., 1, 0] - m[..., 0, 1],
-                    m[..., 0, 2] + m[..., 2, 0],
-                    m[..., 1, 2] + m[..., 2, 1],
-                    1 + 2 * m[..., 2, 2] - tr,
-                ),
-                -1,
-            ),
-        ),
-        -2,
-    )
-    diag = np.stack((tr, m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]), -1)
-    best = np.argmax(diag, axis=-1)
-    q = np.take_along_axis(cands, best[..., None, None], axis=-2)[..., 0, :]
-    q = quat_normalize(q)
-    return np.where(q[..., :1] < 0, -q, q)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -231,16 +231,21 @@ class MST_OT_weight_preset(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class MST_OT_fill_bone_mapping(bpy.types.Operator):
-    bl_idname = "mst.fill_bone_mapping"
-    bl_label = "Fill From Detection"
-    bl_description = "Write the detected bone of every canonical joint into the mapping fields, to edit them"
+class _OnActiveArmature:
+    """Mapping operators act on the active armature's data."""
+
     bl_options = {"REGISTER", "UNDO"}
 
     @classmethod
     def poll(cls, context):
         obj = context.active_object
         return obj is not None and obj.type == "ARMATURE"
+
+
+class MST_OT_fill_bone_mapping(_OnActiveArmature, bpy.types.Operator):
+    bl_idname = "mst.fill_bone_mapping"
+    bl_label = "Fill From Detection"
+    bl_description = "Write the detected bone of every canonical joint into the mapping fields, to edit them"
 
     def execute(self, context):
         obj = context.active_object
@@ -252,16 +257,10 @@ class MST_OT_fill_bone_mapping(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class MST_OT_clear_bone_mapping(bpy.types.Operator):
+class MST_OT_clear_bone_mapping(_OnActiveArmature, bpy.types.Operator):
     bl_idname = "mst.clear_bone_mapping"
     bl_label = "Clear"
     bl_description = "Forget the bones set by hand; every joint is detected from the bone names again"
-    bl_options = {"REGISTER", "UNDO"}
-
-    @classmethod
-    def poll(cls, context):
-        obj = context.active_object
-        return obj is not None and obj.type == "ARMATURE"
 
     def execute(self, context):
         mapping = context.active_object.data.motion_style_mapping

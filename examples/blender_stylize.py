@@ -19,18 +19,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+from tools.blender_addon_session import forget_repository, import_bvh, install_addon
 from tools.headless import run_and_exit
 
-sys.path.pop(0)  # the add-on must find its own bundled core, not the repository's
-
-
-def import_bvh(path):
-    import bpy
-
-    before = set(bpy.data.objects)
-    bpy.ops.import_anim.bvh(filepath=str(path), update_scene_fps=True, update_scene_duration=True)
-    (obj,) = set(bpy.data.objects) - before
-    return obj
+forget_repository()  # the add-on must find its own bundled core, not the repository's
 
 
 def main():
@@ -46,12 +38,9 @@ def main():
     import bpy
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    import addon_utils  # Blender's own module: importable once bpy is
-
     out_dir = Path(args.out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    bpy.ops.preferences.addon_install(filepath=str(Path(args.zip).resolve()))
-    addon_utils.enable("motion_style_transfer", default_set=True)
+    install_addon(Path(args.zip).resolve())
     prefs = bpy.context.preferences.addons["motion_style_transfer"].preferences
     prefs.runtime_python = str(Path(args.runtime).absolute())
 

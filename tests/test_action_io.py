@@ -73,7 +73,7 @@ def test_quat_to_euler_is_continuous_and_exact():
 def test_axis_angle_and_matrix_to_quat():
     q = _random_quats(300, seed=2)
     assert _angle(io.axis_angle_to_quat(io.quat_to_axis_angle(q)), q).max() < 1e-6
-    assert _angle(io._matrix_to_quat(io.quat_to_matrix(q)), q).max() < 1e-6
+    assert _angle(io.matrix_to_quat(io.quat_to_matrix(q)), q).max() < 1e-6
 
 
 @pytest.fixture(scope="module")

@@ -11,24 +11,13 @@ action) and its three parts: prepare (read + build the request), the runtime rou
 import argparse
 import importlib
 import json
-import os
 import statistics
-import sys
 import time
 
+from tools.blender_addon_session import forget_repository, import_bvh, install_addon
 from tools.headless import run_and_exit
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != REPO]  # the add-on finds its own core
-
-
-def import_bvh(path):
-    import bpy
-
-    before = set(bpy.data.objects)
-    bpy.ops.import_anim.bvh(filepath=path, update_scene_fps=True, update_scene_duration=True)
-    (obj,) = set(bpy.data.objects) - before
-    return obj
+forget_repository()
 
 
 def main():
@@ -45,11 +34,7 @@ def main():
     import bpy
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    import addon_utils  # Blender's own module: importable once bpy is
-
-    bpy.ops.preferences.addon_install(filepath=args.zip)
-    addon_utils.enable("motion_style_transfer", default_set=True)
-    import motion_style_transfer as mst
+    _, mst = install_addon(args.zip)
 
     session = importlib.import_module("motion_style_transfer.session")
     stylize_io = importlib.import_module("motion_style_transfer.stylize_io")

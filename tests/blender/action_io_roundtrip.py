@@ -22,12 +22,11 @@ import time
 
 import numpy as np
 
+from core.ops.kinematics import forward_kinematics
 from tools.headless import run_and_exit
 
 # action_io as a plain module: the blender_addon package itself registers the add-on with bpy.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "blender_addon"))
-
-
 
 
 def action_hash(io, obj, action):
@@ -61,7 +60,7 @@ def pose_state(io, obj, names, frames):
         scene.frame_set(int(f))
         m = np.array([np.array(obj.pose.bones[n].matrix) for n in names])
         r = m[:, :3, :3] / np.linalg.norm(m[:, :3, :3], axis=-2, keepdims=True)
-        rots.append(io._matrix_to_quat(r))
+        rots.append(io.matrix_to_quat(r))
         heads.append(m[:, :3, 3])
     return np.array(rots), np.array(heads)
 
@@ -167,7 +166,7 @@ def main():
     src_rot, src_head = pose_state(io, obj, names, frames)
 
     # (d) FK over the rest skeleton vs Blender's heads; world rotations vs P @ B^-1
-    wr, wp = io.forward_kinematics(data["parents"], data["rotations"][sel], data["translations"][sel])
+    wr, wp = forward_kinematics(data["parents"], data["rotations"][sel], data["translations"][sel])
     result["fk_head_err"] = float(np.abs(wp - src_head).max())
     world_blender = io.quat_mul(src_rot, io.quat_conj(data["rest_quats"]))
     result["fk_rot_err"] = float(quat_angle(io, wr, world_blender).max())

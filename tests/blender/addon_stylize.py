@@ -21,16 +21,15 @@ import hashlib
 import importlib
 import json
 import os
-import sys
 import threading
 import time
 
 import numpy as np
 
+from tools.blender_addon_session import forget_repository, import_bvh, install_addon
 from tools.headless import run_and_exit
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != REPO]  # the add-on finds its own core
+forget_repository()
 
 
 def action_hash(io, obj, action) -> str:
@@ -51,31 +50,6 @@ def action_hash(io, obj, action) -> str:
     return h.hexdigest()
 
 
-def import_bvh(path):
-    import bpy
-
-    before = set(bpy.data.objects)
-    result = bpy.ops.import_anim.bvh(filepath=path, update_scene_fps=True, update_scene_duration=True)
-    if result != {"FINISHED"}:
-        raise RuntimeError(f"BVH import of {path} failed: {result}")
-    (obj,) = set(bpy.data.objects) - before
-    return obj
-
-
-def install(zip_path, mode):
-    import addon_utils
-    import bpy
-
-    if mode == "legacy":
-        bpy.ops.preferences.addon_install(filepath=zip_path)
-        addon_utils.enable("motion_style_transfer", default_set=True, handle_error=None)
-        name = "motion_style_transfer"
-    else:
-        bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
-        name = "bl_ext.user_default.motion_style_transfer"
-    return name, importlib.import_module(name)
-
-
 def pose_world(io, obj, names, frames):
     """Blender's evaluated pose: world rotations P @ B^-1 (runtime convention) and heads, per frame."""
     import bpy
@@ -88,7 +62,7 @@ def pose_world(io, obj, names, frames):
     for f in frames:
         scene.frame_set(int(f))
         mats = np.array([np.array(obj.pose.bones[n].matrix) for n in names])
-        rots.append(io.quat_mul(io._matrix_to_quat(mats[:, :3, :3]), io.quat_conj(rest_q)))
+        rots.append(io.quat_mul(io.matrix_to_quat(mats[:, :3, :3]), io.quat_conj(rest_q)))
         heads.append(mats[:, :3, 3])
     return np.array(rots), np.array(heads)
 
@@ -113,7 +87,7 @@ def main():
 
     out = {"blender": bpy.app.version_string}
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    module_name, mst = install(args.zip, args.mode)
+    module_name, mst = install_addon(args.zip, args.mode)
     out["module"] = module_name
     io = importlib.import_module(module_name + ".action_io")
     session = importlib.import_module(module_name + ".session")
@@ -166,7 +140,8 @@ def main():
         if "rotation" in fc.data_path:
             keyed.setdefault(bone, []).append(np.array_equal(kx[0::2], frames_all.astype(np.float32)))
     out["mapped_bones_keyed_every_frame"] = sum(all(keyed.get(b, [False])) for b in mapped)
-    server_world, server_heads = io.forward_kinematics(
+    fk = importlib.import_module(module_name + ".core.ops.kinematics").forward_kinematics
+    server_world, server_heads = fk(
         data["parents"], server["rotations"][sel].astype(np.float64), server["translations"][sel].astype(np.float64)
     )
     blender_world, blender_heads = pose_world(io, content, names, sample)

@@ -21,13 +21,12 @@ import os
 import sys
 import traceback
 
+from tools.blender_addon_session import forget_repository
 from tools.headless import run_and_exit
 
-# The runner puts the repo on sys.path (for tools.headless). Take it off again, so the installed
-# add-on must find its own `core` subpackage: a stray absolute `import core` would fail here as it
-# does in a user's Blender, instead of silently loading the repo's copy.
-REPO = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != REPO]
+# The installed add-on must find its own `core` subpackage: a stray absolute `import core` fails here
+# as it does in a user's Blender, instead of silently loading the repo's copy.
+forget_repository()
 
 PACKAGE = "motion_style_transfer"
 OPERATOR, OPERATOR_CLASS, PANEL_CLASS = "stylize_action", "MST_OT_stylize_action", "VIEW3D_PT_motion_style"
