@@ -138,3 +138,33 @@ class StylizeJob:
         if e.get("log_tail"):
             text += "\nserver log:\n" + e["log_tail"]
         return text
+
+
+class ModalDriver:
+    """What the modal operator does on each timer event, without bpy, so it can be tested as is.
+
+    The job is submitted from a thread, because submitting may launch the server (a cold start
+    imports torch and loads weights) and the UI must not freeze meanwhile; the caller leaves the
+    job alone until that thread is done. ``cancel()`` (Esc) is remembered and sent as soon as the
+    request is out. ``tick()`` returns "starting" while the thread runs, else the job's state."""
+
+    STARTING = "starting"
+
+    def __init__(self, job: StylizeJob, client, request):
+        import threading
+
+        self.job = job
+        self.cancel_wanted = False
+        self._thread = threading.Thread(target=job.start, args=(client, request), name="mst-submit", daemon=True)
+        self._thread.start()
+
+    def cancel(self) -> None:
+        self.cancel_wanted = True
+
+    def tick(self) -> str:
+        if self._thread.is_alive():
+            return self.STARTING
+        job = self.job
+        if self.cancel_wanted and job.state == RUNNING and not job.cancel_requested:
+            job.cancel()
+        return job.update()

@@ -9,14 +9,12 @@ Ctrl+Z removes the new action and restores the previous assignment.
 
 from __future__ import annotations
 
-import threading
-
 import bpy
 from bpy.props import EnumProperty
 
 from . import session, stylize_io
 from .client import ServerError
-from .job import CANCELLED, DONE, RUNNING, StylizeJob
+from .job import CANCELLED, DONE, ModalDriver, StylizeJob
 from .rig_setup import rig_setup
 from .settings import BODY_JOINTS, GROUP_NAMES, WEIGHT_PRESETS
 
@@ -139,15 +137,9 @@ class MST_OT_stylize_action(bpy.types.Operator):
         started = self._start(context)
         if started is None:
             return {"CANCELLED"}
-        self._prepared, self._job, client = started
-        ActiveJob.begin(self._job, self._prepared.source.label)
-        self._cancel_pending = False
-        # launching the server (a cold start) must not freeze the UI: submit from a thread; the
-        # main thread leaves the job alone until that thread is done
-        self._launcher = threading.Thread(
-            target=self._job.start, args=(client, self._prepared.request), name="mst-submit", daemon=True
-        )
-        self._launcher.start()
+        self._prepared, job, client = started
+        ActiveJob.begin(job, self._prepared.source.label)
+        self._driver = ModalDriver(job, client, self._prepared.request)
         wm = context.window_manager
         self._timer = wm.event_timer_add(TIMER_SECONDS, window=context.window)
         wm.progress_begin(0, 100)
@@ -155,17 +147,15 @@ class MST_OT_stylize_action(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
-        job = self._job
         if (event.type == "ESC" and event.value == "PRESS") or ActiveJob.cancel_asked:
-            self._cancel_pending = True
-        if event.type != "TIMER" and not self._cancel_pending:
+            self._driver.cancel()
+        if event.type != "TIMER" and not self._driver.cancel_wanted:
             return {"PASS_THROUGH"}
-        if self._launcher.is_alive():
+        state = self._driver.tick()
+        job = self._driver.job
+        if state == ModalDriver.STARTING:
             self._show(context, "starting the runtime")
             return {"RUNNING_MODAL"}
-        if self._cancel_pending and job.state == RUNNING and not job.cancel_requested:
-            job.cancel()
-        job.update()
         if not job.finished:
             self._show(context, job.stage or "working")
             return {"RUNNING_MODAL"}
@@ -173,12 +163,13 @@ class MST_OT_stylize_action(bpy.types.Operator):
         return self._finish(context, job, self._prepared)
 
     def cancel(self, context):  # Blender quits or the window closes mid-job
-        self._job.cancel()
+        self._driver.cancel()
+        self._driver.tick()
         self._end(context)
         ActiveJob.job = None
 
     def _show(self, context, stage: str) -> None:
-        job = self._job
+        job = self._driver.job
         context.window_manager.progress_update(int(job.progress * 100))
         text = f"Stylizing {self._prepared.source.label}: {stage} ({job.progress:.0%}), Esc cancels"
         context.workspace.status_text_set(text)

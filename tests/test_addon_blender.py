@@ -95,6 +95,12 @@ def test_operator_reports_a_fault_in_blender(measured):
     assert "runtime Python" in entry["message"] and entry["actions_unchanged"]
 
 
+def test_per_group_reference_and_nla_push(measured):
+    """The left arm styled by the source itself stays nearer the source than the full style does."""
+    assert measured["group_ref_left_arm_vs_source_rad"] < 0.5 * measured["full_left_arm_vs_source_rad"]
+    assert measured["nla_track"]
+
+
 def test_bone_mapping_set_on_the_armature_completes_a_rig(measured):
     m = measured["mapping"]
     assert m["preset_before"] is None and m["missing_before"] == ["UpperArm_L", "LowerArm_L", "Hand_L"]

@@ -161,6 +161,60 @@ def test_cancel_mid_request_then_next_request_works(client, clips):
     assert after.state == J.DONE and client.pid == pid  # same server, no restart
 
 
+def _drive(driver, esc_at=None, limit=60.0):
+    """Tick a ModalDriver as the operator's timer does; press "Esc" at the first tick whose state
+    is ``esc_at``. Returns the states seen, in order, without repeats."""
+    states, end = [], time.monotonic() + limit
+    while time.monotonic() < end:
+        state = driver.tick()
+        if not states or states[-1] != state:
+            states.append(state)
+        if state == esc_at and not driver.cancel_wanted:
+            driver.cancel()
+        if state in J.FINISHED:
+            return states
+        time.sleep(0.005)
+    raise AssertionError(f"the modal driver did not finish in {limit} s: {states}")
+
+
+def test_modal_driver_cold_start_progress_and_result(tmp_path, clips):
+    """The modal operator's path: the launch (a cold start) runs off the UI thread, each tick
+    returns at once, and the result equals the blocking path's."""
+    client = _client(tmp_path, timeout=30.0)
+    try:
+        driver = J.ModalDriver(J.StylizeJob(), client, _request(clips, "modal"))
+        t0 = time.perf_counter()
+        first = driver.tick()
+        assert time.perf_counter() - t0 < 0.05  # the tick never waits for the launch
+        assert first == J.ModalDriver.STARTING  # the server is still starting in the thread
+        states = _drive(driver)
+        assert states[-1] == J.DONE and J.RUNNING in states, states
+        blocking = _run(client, _request(clips, "blocking"))
+        np.testing.assert_array_equal(driver.job.result["rotations"], blocking.result["rotations"])
+    finally:
+        client.stop()
+
+
+@pytest.mark.parametrize("esc_at", [J.ModalDriver.STARTING, J.RUNNING])
+def test_modal_driver_escape_while_starting_or_running_cancels(tmp_path, clips, esc_at):
+    client = _client(tmp_path, timeout=30.0)
+    try:
+        driver = J.ModalDriver(J.StylizeJob(), client, _request(clips, "esc", step_delay=0.5))
+        states = _drive(driver, esc_at=esc_at)
+        assert states[-1] == J.CANCELLED and driver.job.error["kind"] == "cancelled", states
+        assert driver.job.result is None
+        assert _run(client, _request(clips, "after")).state == J.DONE  # the same server goes on
+    finally:
+        client.stop()
+
+
+def test_modal_driver_reports_a_launch_failure(tmp_path, clips):
+    client = C.ServerClient(str(tmp_path / "no-python"), SERVER_ARGS, log_path=tmp_path / "s.log", core_dir=REPO_ROOT)
+    driver = J.ModalDriver(J.StylizeJob(), client, _request(clips))
+    assert _drive(driver)[-1] == J.FAILED
+    assert driver.job.error["kind"] == "missing_python" and "does not exist" in driver.job.describe_error()
+
+
 def test_server_killed_mid_request_reports_exit_code_and_log_then_restarts(client, clips):
     job = J.StylizeJob()
     job.start(client, _request(clips, "doomed", step_delay=0.5))

@@ -169,6 +169,19 @@ def main():
     again = io.read_action(content, new_zero)
     out["all0_rot_rad"] = float(quat_angle(io, again["rotations"], data["rotations"]).max())
     out["all0_trans"] = float(np.abs(again["translations"] - data["translations"]).max())
+    # a per-group reference: the left arm takes the source's own style (the content plays itself),
+    # so it stays nearer the source than with the style; pushed to a new NLA track
+    full = io.read_action(content, new)
+    own_arm = mst.stylize(content, source, style, group_references={"left_arm": (content, source)}, push_to_nla=True)
+    mixed = io.read_action(content, own_arm)
+    out["group_ref_left_arm_vs_source_rad"] = float(
+        quat_angle(io, mixed["rotations"][:, arm_idx], data["rotations"][:, arm_idx]).mean()
+    )
+    out["full_left_arm_vs_source_rad"] = float(
+        quat_angle(io, full["rotations"][:, arm_idx], data["rotations"][:, arm_idx]).mean()
+    )
+    tracks = content.animation_data.nla_tracks
+    out["nla_track"] = bool(len(tracks)) and tracks[-1].strips[0].action == own_arm and tracks[-1].mute
     out["source_hash_equal_after_api"] = action_hash(io, content, source) == source_hash
 
     out["mapping"] = mapping_editor(mst, module_name, content, source, style)
