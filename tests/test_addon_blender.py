@@ -107,3 +107,14 @@ def test_bone_mapping_set_on_the_armature_completes_a_rig(measured):
     assert "UpperArm_L, LowerArm_L, Hand_L" in m["error"] and "Bone Mapping" in m["error"]
     assert m["missing_after"] == [] and m["manual_after"] == ["Hand_L", "LowerArm_L", "UpperArm_L"]
     assert m["result_assigned"]
+
+
+def test_blender_metarig_is_stylized_like_the_bvh_rig(measured):
+    """Blender's human metarig (159 bones, bone rolls, metres) keyed with the same walk: keys on its
+    21 mapped bones, Blender's pose equals the server's, weight 0 is exact, and the result, brought
+    to the canonical skeleton, is the one the Bandai armature gets (the stylizer sees one motion)."""
+    m = measured["metarig"]
+    assert m["preset"] == "metarig" and m["bones"] == 159 and m["mapped"] == m["mapped_keyed"] == 21
+    assert m["pose_vs_server_rad"] < 1e-4 and m["style_changed_rad"] > 0.1
+    assert m["all0_rot_rad"] < 1e-5
+    assert m["rig_independence_max_rel"] < 1e-3

@@ -185,12 +185,82 @@ def main():
     out["source_hash_equal_after_api"] = action_hash(io, content, source) == source_hash
 
     out["mapping"] = mapping_editor(mst, module_name, content, source, style)
+    out["metarig"] = other_rig(mst, module_name, content, source, args.content, style, prefs)
 
     if args.faults:
         out["faults"] = faults(mst, prefs, content, source, style, session, args)
     session.stop()
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1)
+
+
+def other_rig(mst, module_name, content, source, content_bvh, style, prefs) -> dict:
+    """Blender's human metarig (non-identity bone rolls, metres, its own names) keyed with the real
+    content walk (retargeted by the bundled core, as a user's rig would carry its own animation),
+    then stylized with the Bandai style armature: keys, the server's pose and weight 0 on this rig."""
+    import addon_utils
+    import bpy
+
+    mod = lambda name: importlib.import_module(f"{module_name}.{name}")
+    io, stylize_io, job_mod = mod("action_io"), mod("stylize_io"), mod("job")
+    read_bvh = mod("core.io.bvh").read_bvh
+    retarget, canonical_rig = mod("core.retarget.retarget").retarget, mod("core.retarget.presets").canonical_rig
+    addon_utils.enable("rigify", default_set=True)
+    bpy.ops.object.select_all(action="DESELECT")
+    bpy.ops.object.armature_human_metarig_add()
+    rig_obj = bpy.context.active_object
+    setup = mod("rig_setup").rig_setup(rig_obj)
+    entry = {"preset": setup.preset, "bones": len(rig_obj.data.bones), "mapped": len(setup.mapping)}
+    walk = retarget(read_bvh(content_bvh), canonical_rig(), setup.rig)
+    rest = io.rest_skeleton(rig_obj)
+    walk_action = io.write_action(rig_obj, "metarig walk", walk.rotations, walk.positions, rest["bone_names"], 1)
+    walk_data = io.read_action(rig_obj, walk_action)
+    mapped = [walk_data["bone_names"].index(b) for b in setup.mapping.values()]
+
+    prepared = stylize_io.prepare(
+        stylize_io.take_of(rig_obj), stylize_io.take_of(style), {}, {}, {"foot_cleanup": False}
+    )
+    job = job_mod.StylizeJob()
+    job.start(mod("session").client(prefs), prepared.request)
+    entry["direct_state"] = job.wait()
+    new = mst.stylize(rig_obj, walk_action, style, foot_cleanup=False)
+    names, parents = walk_data["bone_names"], walk_data["parents"]
+    frames = np.unique(np.linspace(walk_data["frame_start"], walk_data["frame_end"], 7).round().astype(int))
+    sel = frames - walk_data["frame_start"]
+    fk = mod("core.ops.kinematics").forward_kinematics
+    server_world, _ = fk(parents, job.result["rotations"][sel].astype(np.float64), job.result["translations"][sel])
+    blender_world, _ = pose_world(io, rig_obj, names, frames)
+    entry["pose_vs_server_rad"] = float(quat_angle(io, blender_world[:, mapped], server_world[:, mapped]).max())
+    keyed = {
+        fc.data_path.split('"')[1]
+        for fc in io.action_fcurves(rig_obj, new)
+        if len(fc.keyframe_points) == len(walk_data["frames"])
+    }
+    entry["mapped_keyed"] = sum(b in keyed for b in setup.mapping.values())
+    again = io.read_action(rig_obj, new)
+    entry["style_changed_rad"] = float(
+        quat_angle(io, again["rotations"][:, mapped], walk_data["rotations"][:, mapped]).max()
+    )
+    zero = dict.fromkeys(("root", "torso", "left_arm", "right_arm", "left_leg", "right_leg"), 0.0)
+    same = io.read_action(rig_obj, mst.stylize(rig_obj, walk_action, style, weights=zero))
+    entry["all0_rot_rad"] = float(quat_angle(io, same["rotations"], walk_data["rotations"]).max())
+
+    # rig independence: the walk stylized on the metarig and on the Bandai armature, both brought to
+    # the canonical skeleton, differ by this much (joint positions, cm, relative to body height)
+    motion_cls = mod("core.motion.motion").Motion
+    on_canonical = []
+    for obj, action in ((rig_obj, new), (content, None)):
+        rig = mod("rig_setup").require_rig(obj)
+        if action is None:
+            action = mst.stylize(obj, source, style, foot_cleanup=False)
+        arrays = io.read_action(obj, action)
+        motion = motion_cls(rig.skeleton, arrays["rotations"], arrays["translations"], arrays["fps"])
+        on_canonical.append(retarget(motion, rig, canonical_rig()).world()[1])
+    a, b = on_canonical
+    height = float(np.ptp(b[0, :, 1]))
+    entry["rig_independence_mean_rel"] = float(np.linalg.norm(a - b, axis=-1).mean() / height)
+    entry["rig_independence_max_rel"] = float(np.linalg.norm(a - b, axis=-1).max() / height)
+    return entry
 
 
 def mapping_editor(mst, module_name, content, source, style) -> dict:
