@@ -118,3 +118,17 @@ def test_blender_metarig_is_stylized_like_the_bvh_rig(measured):
     assert m["pose_vs_server_rad"] < 1e-4 and m["style_changed_rad"] > 0.1
     assert m["all0_rot_rad"] < 1e-5
     assert m["rig_independence_max_rel"] < 1e-3
+
+
+def test_panel_buttons_set_presets_and_fill_the_mapping(measured):
+    p = measured["panel_operators"]
+    assert p["preset"] == ["FINISHED"]
+    assert p["upper_weights"] == {
+        "root": 0.0,
+        "torso": 1.0,
+        "left_arm": 1.0,
+        "right_arm": 1.0,
+        "left_leg": 0.0,
+        "right_leg": 0.0,
+    }
+    assert len(p["filled"]) == 21 and p["filled"]["Hips"] == "Hips" and p["cleared"] == {}

@@ -184,6 +184,7 @@ def main():
     out["nla_track"] = bool(len(tracks)) and tracks[-1].strips[0].action == own_arm and tracks[-1].mute
     out["source_hash_equal_after_api"] = action_hash(io, content, source) == source_hash
 
+    out["panel_operators"] = panel_operators(content)
     out["mapping"] = mapping_editor(mst, module_name, content, source, style)
     out["metarig"] = other_rig(mst, module_name, content, source, args.content, style, prefs)
 
@@ -192,6 +193,23 @@ def main():
     session.stop()
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1)
+
+
+def panel_operators(content) -> dict:
+    """The panel's helper buttons: a weight preset, filling and clearing the bone mapping."""
+    import bpy
+
+    settings = bpy.context.scene.motion_style
+    bpy.context.view_layer.objects.active = content
+    entry = {"preset": sorted(bpy.ops.mst.weight_preset(preset="UPPER"))}
+    entry["upper_weights"] = settings.weights()
+    bpy.ops.mst.weight_preset(preset="FULL")
+    mapping = content.data.motion_style_mapping
+    bpy.ops.mst.fill_bone_mapping()
+    entry["filled"] = mapping.overrides()
+    bpy.ops.mst.clear_bone_mapping()
+    entry["cleared"] = mapping.overrides()
+    return entry
 
 
 def other_rig(mst, module_name, content, source, content_bvh, style, prefs) -> dict:
