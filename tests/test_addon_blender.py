@@ -120,7 +120,7 @@ def test_blender_metarig_is_stylized_like_the_bvh_rig(measured):
     assert m["rig_independence_max_rel"] < 1e-3
 
 
-def test_panel_buttons_set_presets_and_fill_the_mapping(measured):
+def test_panel_and_preference_buttons(measured):
     p = measured["panel_operators"]
     assert p["preset"] == ["FINISHED"]
     assert p["upper_weights"] == {
@@ -132,3 +132,4 @@ def test_panel_buttons_set_presets_and_fill_the_mapping(measured):
         "right_leg": 0.0,
     }
     assert len(p["filled"]) == 21 and p["filled"]["Hips"] == "Hips" and p["cleared"] == {}
+    assert p["check_runtime"] == ["FINISHED"] and p["open_server_log"] == ["FINISHED"] and p["log_text_loaded"]

@@ -209,6 +209,10 @@ def panel_operators(content) -> dict:
     entry["filled"] = mapping.overrides()
     bpy.ops.mst.clear_bone_mapping()
     entry["cleared"] = mapping.overrides()
+    entry["check_runtime"] = sorted(bpy.ops.mst.check_runtime())
+    texts = len(bpy.data.texts)
+    entry["open_server_log"] = sorted(bpy.ops.mst.open_log(which="SERVER"))
+    entry["log_text_loaded"] = len(bpy.data.texts) == texts + 1 and "core.server" in bpy.data.texts[-1].as_string()
     return entry
 
 
