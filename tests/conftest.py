@@ -28,5 +28,13 @@ def data_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def cache(data_root):
+    """The feature cache of every clip (training.data.cache; built on first use, then reloaded)."""
+    from training.data.cache import load_cache
+
+    return load_cache(root=data_root, progress=False)
+
+
+@pytest.fixture(scope="session")
 def walk_clip(data_root) -> Path:
     return bandai_clip("dataset-2_walk_normal_001.bvh.gz")

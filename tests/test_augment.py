@@ -36,13 +36,6 @@ ALL_OFF = {k: False for k in ("speed_change", "crop", "heading_rotation", "mirro
 
 
 @pytest.fixture(scope="module")
-def cache(data_root):
-    from training.data.cache import load_cache
-
-    return load_cache(root=data_root, progress=False)
-
-
-@pytest.fixture(scope="module")
 def windows(cache) -> torch.Tensor:
     """(32, 80, 134) raw real windows (80 frames: room for speed-ups to 60 output frames)."""
     rng = np.random.default_rng(3)

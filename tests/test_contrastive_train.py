@@ -26,11 +26,6 @@ LOSS_COLUMNS = ("loss", "loss_content", "loss_style", "loss_bodypart", "loss_ort
 
 
 @pytest.fixture(scope="module")
-def cache():
-    return load_cache(progress=False)
-
-
-@pytest.fixture(scope="module")
 def straight(tmp_path_factory, cache):
     """An uninterrupted 8-step smoke run (checkpoints at 4 and 8)."""
     config = load_config(DEFAULT_CONFIG, smoke=True)

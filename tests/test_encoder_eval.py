@@ -16,13 +16,7 @@ import pytest
 from training.contrastive import ablation
 from training.contrastive import evaluate as ev
 from training.contrastive.tsne import knn_label_agreement, knn_preservation, trustworthiness, tsne
-from training.data.cache import load_cache
 from training.data.split import load_split
-
-
-@pytest.fixture(scope="module")
-def cache():
-    return load_cache(progress=False)
 
 
 @pytest.fixture(scope="module")

@@ -36,13 +36,6 @@ WINDOW = 60
 
 
 @pytest.fixture(scope="module")
-def cache(data_root):
-    from training.data.cache import load_cache
-
-    return load_cache(root=data_root, progress=False)
-
-
-@pytest.fixture(scope="module")
 def windows(cache) -> np.ndarray:
     """(64, 60, 134) float32 real windows from clips spread over the cache."""
     rng = np.random.default_rng(0)

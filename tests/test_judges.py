@@ -22,13 +22,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def cache(data_root):
-    from training.data.cache import load_cache
-
-    return load_cache(root=data_root, progress=False)
-
-
-@pytest.fixture(scope="module")
 def split():
     from training.data.split import load_split
 

@@ -217,22 +217,9 @@ class Data:
         # up (training.contrastive.augment: a speed-up needs a longer source)
         self.source_window = source_window(config)
         self.train = WindowSampler(cache, train_ids, self.source_window, d["stride"], seed=seed, balance=balance)
-        self.val = WindowSampler(
-            cache,
-            val_ids,
-            d["window"],
-            d["eval_stride"],
-            style_names=self.train.style_names,
-            content_names=self.train.content_names,
-        )
-        self.bank = WindowSampler(
-            cache,
-            train_ids,
-            d["window"],
-            d["eval_stride"],
-            style_names=self.train.style_names,
-            content_names=self.train.content_names,
-        )
+        names = {"style_names": self.train.style_names, "content_names": self.train.content_names}
+        self.val = WindowSampler(cache, val_ids, d["window"], d["eval_stride"], **names)
+        self.bank = WindowSampler(cache, train_ids, d["window"], d["eval_stride"], **names)
         position = {clip.id: i for i, clip in enumerate(cache.clips)}
         frames = np.concatenate([cache.clip_features(position[c]) for c in train_ids]).astype(np.float64)
         self.mean = frames.mean(axis=0).astype(np.float32)
