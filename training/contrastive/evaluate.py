@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from training.contrastive.train import knn_accuracy
 from training.data.cache import FeatureCache, load_cache
 from training.data.paths import REPO_ROOT
 from training.data.split import load_split
@@ -62,6 +63,7 @@ DATASET1_EXCLUDED_CONTENTS = ("call", "punch", "slash", "kick", "respond", "danc
 KNN_KS = (1, 5)
 
 # probe key -> (label kind, code kind, comparison, threshold, human name)
+KNN_READOUT_K = 10
 PROBES = {
     "style_from_Es": ("style", "style", ">=", 0.95, "style ← E_s"),
     "content_from_Ec": ("content", "content", ">=", 0.95, "content ← E_c"),
@@ -420,6 +422,25 @@ def evaluate_encoders(
         result["passed"] = passes(result["accuracy"], comparison, threshold)
         probes[key] = result
 
+    # the same read-outs by cosine 10-NN (train windows -> test windows): the linear erasers leave
+    # nonlinear leakage, and this measures it
+    knn = {}
+    for key, (label_kind, code_kind, _, _, title) in PROBES.items():
+        names, ids = np.unique(
+            np.concatenate([getattr(train, label_kind), getattr(test, label_kind)]), return_inverse=True
+        )
+        knn[key] = {
+            "title": title,
+            "accuracy": knn_accuracy(
+                codes["train"][code_kind],
+                ids[: len(train.rows)],
+                codes["test"][code_kind],
+                ids[len(train.rows) :],
+                KNN_READOUT_K,
+            ),
+            "chance": 1.0 / len(names),
+        }
+
     groups = {}
     if (group_probes if group_probes is not None else not fast) and "groups" in codes["test"]:
         for g, group in enumerate(GROUP_NAMES[: codes["test"]["groups"].shape[1]]):
@@ -460,6 +481,7 @@ def evaluate_encoders(
         "windows": {"train": len(train), "test": len(test), "dataset1": len(unseen)},
         "clips": {"train": len(rows["train"]), "test": len(rows["test"]), "dataset1": len(rows["dataset1"])},
         "probes": probes,
+        "knn_readouts": knn,
         "group_style_probes": groups,
         "retrieval_dataset1": retrieval,
         "passed_all_probes": all(p["passed"] for p in probes.values()),
@@ -510,6 +532,20 @@ def report_markdown(metrics: dict) -> str:
             f"{'PASS' if v['passed'] else 'FAIL'} |"
         )
     lines += ["", f"All four probes pass: **{'yes' if metrics['passed_all_probes'] else 'no'}**.", ""]
+    if metrics.get("knn_readouts"):
+        lines += [
+            (
+                f"The same read-outs by cosine {KNN_READOUT_K}-NN over the train windows (nonlinear; linear erasers "
+                "do not remove what only this finds):"
+            ),
+            "",
+            "| read-out | chance | window acc |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| {v['title']} | {v['chance']:.3f} | {v['accuracy']:.3f} |" for v in metrics["knn_readouts"].values()
+        ]
+        lines.append("")
     if metrics["group_style_probes"]:
         lines += ["Style from each body-group code of E_s (window / clip pooled):", "",
                   "| group | style acc | clip pooled |", "|---|---|---|"]  # fmt: skip
