@@ -16,8 +16,10 @@ from __future__ import annotations
 import bpy
 
 from . import session, stylize_io
+from .action_io import action_fcurves
 from .client import ServerError
 from .job import DONE, StylizeJob
+from .preferences import addon_prefs
 from .settings import GROUP_NAMES
 
 
@@ -30,21 +32,16 @@ class StylizeError(RuntimeError):
         self.kind = kind
 
 
-def _prefs():
-    addon = bpy.context.preferences.addons.get(__package__)
-    return addon.preferences if addon is not None else None
-
-
-def _take(value, what: str, default_obj=None) -> stylize_io.Take:
-    """An armature object (its current action), an (armature, action) pair, or an action that
-    ``default_obj`` or some armature in the file plays."""
+def _take(value, what: str) -> stylize_io.Take:
+    """An armature object (its current action), an (armature, action) pair, or an action that some
+    armature in the file plays."""
     if isinstance(value, tuple) and len(value) == 2:
         return stylize_io.take_of(value[0], value[1], what)
     if isinstance(value, bpy.types.Object):
         return stylize_io.take_of(value, None, what)
     if isinstance(value, bpy.types.Action):
-        for obj in [default_obj] + list(bpy.data.objects):
-            if obj is not None and obj.type == "ARMATURE" and _plays(obj, value):
+        for obj in bpy.data.objects:
+            if obj.type == "ARMATURE" and _plays(obj, value):
                 return stylize_io.take_of(obj, value, what)
         raise ValueError(
             f"no armature in the file plays the {what} action {value.name!r}: pass (armature, action) instead"
@@ -54,8 +51,6 @@ def _take(value, what: str, default_obj=None) -> stylize_io.Take:
 
 def _plays(obj, action) -> bool:
     """Whether ``action`` animates bones of armature ``obj`` (its F-curves name them)."""
-    from .action_io import action_fcurves
-
     bones = obj.data.bones
     for fc in action_fcurves(obj, action):
         path = fc.data_path
@@ -64,22 +59,10 @@ def _plays(obj, action) -> bool:
     return False
 
 
-def _options(foot_cleanup, contact_height, contact_speed, options) -> dict:
-    out = {"foot_cleanup": bool(foot_cleanup)}
-    if contact_height is not None:
-        out["contact_height"] = float(contact_height)
-    if contact_speed is not None:
-        out["contact_speed"] = float(contact_speed)
-    out.update(options or {})
-    return out
-
-
-def _check_weights(weights) -> dict:
-    weights = dict(weights or {})
-    unknown = sorted(set(weights) - set(GROUP_NAMES))
+def _check_groups(groups) -> None:
+    unknown = sorted(set(groups) - set(GROUP_NAMES))
     if unknown:
         raise ValueError(f"unknown body groups {unknown}; groups are {list(GROUP_NAMES)}")
-    return {g: float(w) for g, w in weights.items()}
 
 
 def stylize(
@@ -152,11 +135,12 @@ def stylize_many(
         raise ValueError(f"{len(names)} names for {len(sources)} sources")
     ref = _take(reference, "style reference")
     groups = {g: _take(r, f"{g} reference") for g, r in (group_references or {}).items()}
-    unknown = sorted(set(groups) - set(GROUP_NAMES))
-    if unknown:
-        raise ValueError(f"unknown body groups {unknown}; groups are {list(GROUP_NAMES)}")
-    opts = _options(foot_cleanup, contact_height, contact_speed, options)
-    weights = _check_weights(weights)
+    _check_groups(groups)
+    weights = dict(weights or {})
+    _check_groups(weights)
+    weights = {g: float(w) for g, w in weights.items()}
+    opts = {**stylize_io.cleanup_options(foot_cleanup, contact_height, contact_speed), **(options or {})}
+    read = {}  # the reference and group references are read once for the whole batch
     prepared = [
         stylize_io.prepare(
             stylize_io.take_of(obj, action, "source"),
@@ -165,11 +149,12 @@ def stylize_many(
             weights,
             opts,
             None if names is None else names[i],
+            read,
         )
         for i, action in enumerate(sources)
     ]
     try:
-        client = session.client(_prefs())
+        client = session.client(addon_prefs())
     except ServerError as e:
         raise StylizeError(e.kind, str(e)) from None
     results = []

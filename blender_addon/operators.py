@@ -15,6 +15,7 @@ from bpy.props import EnumProperty
 from . import session, stylize_io
 from .client import ServerError
 from .job import CANCELLED, DONE, ModalDriver, StylizeJob
+from .preferences import addon_prefs
 from .rig_setup import rig_setup
 from .settings import BODY_JOINTS, GROUP_NAMES, WEIGHT_PRESETS
 
@@ -25,22 +26,16 @@ class ActiveJob:
     """The one stylize job running in the UI (the panel shows it; Cancel reaches it)."""
 
     job: StylizeJob | None = None
-    source_name = ""
     cancel_asked = False  # the panel's Cancel button; the modal operator acts on it
 
     @classmethod
-    def begin(cls, job: StylizeJob, source_name: str) -> None:
-        cls.job, cls.source_name, cls.cancel_asked = job, source_name, False
+    def begin(cls, job: StylizeJob) -> None:
+        cls.job, cls.cancel_asked = job, False
 
     @classmethod
     def running(cls) -> StylizeJob | None:
         job = cls.job
         return job if job is not None and not job.finished else None
-
-
-def addon_prefs(context):
-    addon = context.preferences.addons.get(__package__)
-    return addon.preferences if addon is not None else None
 
 
 def style_request(context) -> stylize_io.PreparedRequest:
@@ -55,11 +50,7 @@ def style_request(context) -> stylize_io.PreparedRequest:
         group = getattr(settings, name)
         if group.use_reference and group.reference_object is not None:
             groups[name] = stylize_io.take_of(group.reference_object, group.reference_action, f"{name} reference")
-    options = {
-        "foot_cleanup": bool(settings.foot_cleanup),
-        "contact_height": float(settings.contact_height),
-        "contact_speed": float(settings.contact_speed),
-    }
+    options = stylize_io.cleanup_options(settings.foot_cleanup, settings.contact_height, settings.contact_speed)
     return stylize_io.prepare(source, reference, groups, settings.weights(), options)
 
 
@@ -126,7 +117,7 @@ class MST_OT_stylize_action(bpy.types.Operator):
         if started is None:
             return {"CANCELLED"}
         prepared, job, client = started
-        ActiveJob.begin(job, prepared.source.label)
+        ActiveJob.begin(job)
         job.start(client, prepared.request)
         job.wait()
         return self._finish(context, job, prepared)
@@ -138,7 +129,7 @@ class MST_OT_stylize_action(bpy.types.Operator):
         if started is None:
             return {"CANCELLED"}
         self._prepared, job, client = started
-        ActiveJob.begin(job, self._prepared.source.label)
+        ActiveJob.begin(job)
         self._driver = ModalDriver(job, client, self._prepared.request)
         wm = context.window_manager
         self._timer = wm.event_timer_add(TIMER_SECONDS, window=context.window)

@@ -33,6 +33,12 @@ def new_installer(cpu_only_torch: bool) -> RuntimeInstaller:
     return _installer
 
 
+def addon_prefs(context=None):
+    """This add-on's preferences (None when it is not enabled, e.g. a module imported by hand)."""
+    addon = (context or bpy.context).preferences.addons.get(__package__)
+    return addon.preferences if addon is not None else None
+
+
 def _log_tail(path, lines: int) -> list[str]:
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -134,7 +140,7 @@ class MST_OT_install_runtime(bpy.types.Operator):
     )
 
     def execute(self, context):
-        prefs = context.preferences.addons[__package__].preferences
+        prefs = addon_prefs(context)
         if installer().installing:
             self.report({"WARNING"}, "An install is already running")
             return {"CANCELLED"}
@@ -180,7 +186,7 @@ class MST_OT_check_runtime(bpy.types.Operator):
     bl_description = "Start the runtime server now and report its device and model"
 
     def execute(self, context):
-        prefs = context.preferences.addons[__package__].preferences
+        prefs = addon_prefs(context)
         try:
             client = session.client(prefs)
             info = client.start()

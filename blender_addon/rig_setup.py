@@ -38,14 +38,16 @@ class RigSetup:
     error: str = ""
 
 
-def armature_skeleton(obj) -> Skeleton:
-    rest = action_io.rest_skeleton(obj)
+def armature_skeleton(obj, rest: dict | None = None) -> Skeleton:
+    """The armature's rest skeleton; ``rest``: action_io.rest_skeleton's (or read_action's) dict when
+    the caller has it already."""
+    rest = rest or action_io.rest_skeleton(obj)
     return Skeleton(tuple(rest["bone_names"]), tuple(int(p) for p in rest["parents"]), rest["offsets"])
 
 
-def rig_setup(obj) -> RigSetup:
+def rig_setup(obj, rest: dict | None = None) -> RigSetup:
     """Detect and combine the mapping of armature ``obj``; never raises for a bad mapping."""
-    skeleton = armature_skeleton(obj)
+    skeleton = armature_skeleton(obj, rest)
     preset = detect_preset(skeleton.names)
     rest_rotations = None
     if preset is not None:
@@ -76,9 +78,9 @@ def rig_setup(obj) -> RigSetup:
     return setup
 
 
-def require_rig(obj) -> Rig:
+def require_rig(obj, rest: dict | None = None) -> Rig:
     """The armature's Rig, or a ValueError that says which joints to map by hand and where."""
-    setup = rig_setup(obj)
+    setup = rig_setup(obj, rest)
     if setup.rig is None:
         raise ValueError(
             f"armature {obj.name!r} cannot be retargeted: {setup.error} "

@@ -54,14 +54,30 @@ def take_of(obj, action=None, what="source") -> Take:
     return Take(obj, action)
 
 
-def _wire_motion(take: Take, what: str):
-    """(rig json, fps, rotations, translations) of a take, and its read_action data."""
+def _wire_motion(take: Take, what: str, read: dict | None = None):
+    """(rig json, fps, rotations, translations) of a take, and its read_action data. ``read``: takes
+    read before, by (object, action) name, so a batch reads its shared references once."""
+    key = (take.obj.name, take.action.name)
+    if read is not None and key in read:
+        return read[key]
     data = action_io.read_action(take.obj, take.action)
     if len(data["frames"]) < 2:
         raise ValueError(f"the {what} action {take.action.name!r} has fewer than 2 frames")
-    rig = require_rig(take.obj)
+    rig = require_rig(take.obj, data)
     wire = (rig.to_json(), data["fps"], data["rotations"].astype(np.float32), data["translations"].astype(np.float32))
+    if read is not None:
+        read[key] = wire, data
     return wire, data
+
+
+def cleanup_options(foot_cleanup: bool, contact_height=None, contact_speed=None) -> dict:
+    """The request options of the foot-contact cleanup (thresholds left out use the runtime's)."""
+    out = {"foot_cleanup": bool(foot_cleanup)}
+    if contact_height is not None:
+        out["contact_height"] = float(contact_height)
+    if contact_speed is not None:
+        out["contact_speed"] = float(contact_speed)
+    return out
 
 
 def result_name(source: Take, reference: Take) -> str:
@@ -77,14 +93,16 @@ def prepare(
     weights: dict | None = None,
     options: dict | None = None,
     name: str | None = None,
+    read: dict | None = None,
 ) -> PreparedRequest:
-    """Read every take (nothing is written) and build the request (core.protocol)."""
-    content, data = _wire_motion(source, "source")
-    ref_wire, ref_data = _wire_motion(reference, "style reference")
+    """Read every take (nothing is written) and build the request (core.protocol). ``read``: a
+    dict shared by the requests of a batch, so takes they share are read once."""
+    content, data = _wire_motion(source, "source", read)
+    ref_wire, ref_data = _wire_motion(reference, "style reference", read)
     groups = {}
     warnings = list(data["warnings"]) + list(ref_data["warnings"])
     for group, take in (group_references or {}).items():
-        groups[group], g_data = _wire_motion(take, f"{group} reference")
+        groups[group], g_data = _wire_motion(take, f"{group} reference", read)
         warnings += g_data["warnings"]
     request = protocol.stylize_request(None, content, ref_wire, groups, weights or {}, options or {})
     return PreparedRequest(
