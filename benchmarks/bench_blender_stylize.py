@@ -12,26 +12,19 @@ Run from the repository root: ``python -m benchmarks.bench_blender_stylize [--ru
 from __future__ import annotations
 
 import argparse
-import gzip
 import shlex
 import sys
 import tempfile
 from pathlib import Path
 
 from build_addon import build
-from tests.blender_runner import REPO_ROOT, run_blender_script
+from tests.blender_runner import REPO_ROOT, plain_bvh, run_blender_script
 from training.data.paths import bandai_root
 
 SCRIPT = REPO_ROOT / "benchmarks" / "blender" / "bench_stylize.py"
 CONTENT = "dataset-1/data/dataset-1_walk-back_not-confident_001.bvh"  # 364 frames, cut to 300
 STYLE = "dataset-2/data/dataset-2_walk_elderly_001.bvh.gz"
 BUDGET_S = 2.0
-
-
-def _plain(path: Path, tmp: Path) -> Path:
-    out = tmp / path.name.removesuffix(".gz")
-    out.write_bytes(gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes())
-    return out
 
 
 def main(argv=None) -> int:
@@ -48,9 +41,9 @@ def main(argv=None) -> int:
             "--runtime",
             sys.executable,
             "--content",
-            _plain(root / CONTENT, tmp),
+            plain_bvh(root / CONTENT, tmp),
             "--style",
-            _plain(root / STYLE, tmp),
+            plain_bvh(root / STYLE, tmp),
             "--frames",
             args.frames,
             "--runs",

@@ -28,6 +28,7 @@ sys.path.insert(0, str(REPO))
 from build_addon import build
 from core.io.bvh import read_bvh
 from core.ops.rotations import quat_mul, quat_rotate
+from core.retarget.rig import UP_AXIS_TO_Y_UP
 from training.plots import animate_gif, clip_title, stick_figure_strip
 
 CLIPS = EXAMPLES / "clips"
@@ -70,7 +71,7 @@ def run_blender(zip_path: Path, content: Path, style: Path, out: Path, weights: 
 def blender_to_y_up(motion):
     """Blender's BVH exporter writes its own axes (Z up, -Y forward); turn the clip back to the BVH
     convention (Y up, +Z forward) the sources use, by turning its root."""
-    turn = np.array([np.sqrt(0.5), -np.sqrt(0.5), 0.0, 0.0])  # (x, y, z) -> (x, z, -y)
+    turn = UP_AXIS_TO_Y_UP["Z"]  # (x, y, z) -> (x, z, -y)
     rotations, positions = motion.rotations.copy(), motion.positions.copy()
     rotations[:, 0] = quat_mul(np.broadcast_to(turn, rotations[:, 0].shape), rotations[:, 0])
     positions[:, 0] = quat_rotate(np.broadcast_to(turn, rotations[:, 0].shape), positions[:, 0])

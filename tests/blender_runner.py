@@ -13,6 +13,7 @@ repositories then point under PATH). Installing an add-on there never touches ~/
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -96,6 +97,15 @@ def run_blender_script(script, *args, timeout: float = 300, user_resources=None,
                 f"--- stdout tail ---\n{_tail(proc.stdout)}\n--- stderr tail ---\n{_tail(proc.stderr)}"
             )
         return json.loads(out.read_text())
+
+
+def plain_bvh(path, folder) -> Path:
+    """A .bvh or .bvh.gz clip as a plain .bvh file in ``folder`` (Blender's importer reads no .gz)."""
+    path, folder = Path(path), Path(folder)
+    out = folder / path.name.removesuffix(".gz")
+    data = path.read_bytes()
+    out.write_bytes(gzip.decompress(data) if path.suffix == ".gz" else data)
+    return out
 
 
 def _text(data) -> str:

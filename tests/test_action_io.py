@@ -7,14 +7,12 @@ metarig (non-identity bone rolls, every rotation mode, Bezier keys between sampl
 
 from __future__ import annotations
 
-import gzip
-import shutil
 import sys
 
 import numpy as np
 import pytest
 
-from tests.blender_runner import REPO_ROOT, run_blender_script
+from tests.blender_runner import REPO_ROOT, plain_bvh, run_blender_script
 
 SCRIPT = REPO_ROOT / "tests" / "blender" / "action_io_roundtrip.py"
 ROT_TOL = 1e-4  # rad
@@ -79,10 +77,7 @@ def test_axis_angle_and_matrix_to_quat():
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory, walk_clip):
     """The real walk as plain .bvh text (Blender's importer does not read .gz)."""
-    path = tmp_path_factory.mktemp("bvh") / walk_clip.name.removesuffix(".gz")
-    with gzip.open(walk_clip, "rb") as src, open(path, "wb") as dst:
-        shutil.copyfileobj(src, dst)
-    return path
+    return plain_bvh(walk_clip, tmp_path_factory.mktemp("bvh"))
 
 
 @pytest.mark.parametrize("case", ["bvh_quaternion", "bvh_euler", "metarig"])

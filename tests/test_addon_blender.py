@@ -5,14 +5,13 @@ tests/blender/addon_stylize.py; this file builds the inputs and asserts on what 
 
 from __future__ import annotations
 
-import gzip
 import sys
 
 import pytest
 from conftest import bandai_clip
 
 from build_addon import build
-from tests.blender_runner import run_blender_script
+from tests.blender_runner import plain_bvh, run_blender_script
 from training.data.paths import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "tests" / "blender" / "addon_stylize.py"
@@ -20,13 +19,6 @@ CONTENT = "dataset-2_walk_normal_001.bvh.gz"
 STYLE = "dataset-2_walk_elderly_001.bvh.gz"
 
 pytestmark = pytest.mark.blender
-
-
-def _plain_bvh(tmp_path, name):
-    """Blender's importer reads plain .bvh only."""
-    path = tmp_path / name.removesuffix(".gz")
-    path.write_bytes(gzip.decompress(bandai_clip(name).read_bytes()))
-    return path
 
 
 @pytest.fixture(scope="module", params=["5.0", "4.5"], ids=["bpy5.0", "bpy4.5"])
@@ -39,9 +31,9 @@ def measured(request, tmp_path_factory, data_root):
         "--runtime",
         sys.executable,
         "--content",
-        _plain_bvh(tmp, CONTENT),
+        plain_bvh(bandai_clip(CONTENT), tmp),
         "--style",
-        _plain_bvh(tmp, STYLE),
+        plain_bvh(bandai_clip(STYLE), tmp),
         "--faults",
         user_resources=tmp / "user",
         timeout=600,

@@ -45,11 +45,10 @@ from pathlib import Path
 
 import numpy as np
 
-from training.contrastive.train import knn_accuracy
 from training.data.cache import FeatureCache, load_cache
 from training.data.paths import REPO_ROOT
 from training.data.split import load_split
-from training.evaluation.probes import fit_linear_probe, pool_codes
+from training.evaluation.probes import fit_linear_probe, knn_accuracy, pool_codes
 
 WINDOW = 60
 STRIDE = 30

@@ -92,6 +92,7 @@ from training.data.cache import FeatureCache, load_cache
 from training.data.paths import REPO_ROOT
 from training.data.split import SPLIT_FILE, load_split
 from training.data.windows import WindowSampler
+from training.evaluation.probes import knn_accuracy
 
 CONFIG_DIR = REPO_ROOT / "training" / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "contrastive.toml"
@@ -293,21 +294,6 @@ def encoder_configs(config: dict) -> dict[str, EncoderConfig]:
     m = config["model"]
     fields = {k: v for k, v in m.items() if k not in ("views", "projection_dim")}
     return {view: EncoderConfig.from_dict({**fields, "view": view}) for view in m["views"]}
-
-
-def knn_accuracy(bank: np.ndarray, bank_labels: np.ndarray, query: np.ndarray, labels: np.ndarray, k: int) -> float:
-    """Cosine kNN (majority vote of the k nearest bank codes, ties to the nearest) accuracy."""
-    if len(query) == 0 or len(bank) == 0:
-        return float("nan")
-    b = bank / np.maximum(np.linalg.norm(bank, axis=1, keepdims=True), 1e-8)
-    q = query / np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-8)
-    nearest = np.argsort(-(q @ b.T), axis=1)[:, :k]
-    votes = bank_labels[nearest]
-    classes = int(max(bank_labels.max(), labels.max())) + 1
-    counts = np.zeros((len(q), classes))
-    for j in range(votes.shape[1]):
-        counts[np.arange(len(q)), votes[:, j]] += 1.0 + 1e-3 * (k - j)  # ties go to the nearer neighbour
-    return float((counts.argmax(axis=1) == labels).mean())
 
 
 class Trainer:

@@ -8,6 +8,9 @@ standardised with the training part's statistics, L2-regularised and fitted with
 from zero weights: deterministic, no torch needed. Codes of shape (N, T, D) (a code sequence per
 clip or window) are mean-pooled over T first. Train and test parts must be split by take, as the
 evaluation split is, or the probe measures memorisation of takes rather than leakage.
+
+``knn_accuracy`` is the nonlinear counterpart (cosine kNN vote): what a linear probe misses, or a
+linear eraser leaves, it still finds.
 """
 
 from __future__ import annotations
@@ -146,3 +149,18 @@ def leakage_report(
         "style_from_content": _probe(content_codes, style_labels, train, test, l2, max_iter),
         "content_from_style": _probe(style_codes, content_labels, train, test, l2, max_iter),
     }
+
+
+def knn_accuracy(bank: np.ndarray, bank_labels: np.ndarray, query: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Cosine kNN (majority vote of the k nearest bank codes, ties to the nearest) accuracy."""
+    if len(query) == 0 or len(bank) == 0:
+        return float("nan")
+    b = bank / np.maximum(np.linalg.norm(bank, axis=1, keepdims=True), 1e-8)
+    q = query / np.maximum(np.linalg.norm(query, axis=1, keepdims=True), 1e-8)
+    nearest = np.argsort(-(q @ b.T), axis=1)[:, :k]
+    votes = bank_labels[nearest]
+    classes = int(max(bank_labels.max(), labels.max())) + 1
+    counts = np.zeros((len(q), classes))
+    for j in range(votes.shape[1]):
+        counts[np.arange(len(q)), votes[:, j]] += 1.0 + 1e-3 * (k - j)  # ties go to the nearer neighbour
+    return float((counts.argmax(axis=1) == labels).mean())
