@@ -27,13 +27,10 @@ from .ops.resample import resample, sample_frames
 from .retarget.presets import canonical_rig
 from .retarget.retarget import retarget
 from .retarget.rig import Rig, RigError
-from .stylize.baselines import STYLIZERS
+from .stylize.loading import stylizer_by_name
 from .stylize.request import GROUPS, StyleRequest
 
 STAGES = ("prepare", "retarget in", "stylize", "cleanup", "retarget out", "resample out")
-
-# Request options of the foot-contact cleanup stage (popped before the stylizer sees the options).
-CLEANUP_OPTIONS = ("foot_cleanup", "contact_height", "contact_speed")
 
 
 class Cancelled(Exception):
@@ -181,14 +178,13 @@ def stylize_rig_motion(
     job.step("prepare")
     cleanup = CleanupSettings.pop_from(options)
     if isinstance(stylizer, str):
-        if stylizer not in STYLIZERS:
-            raise ValueError(f"unknown stylizer {stylizer!r}; known: {sorted(STYLIZERS)}")
-        stylizer = STYLIZERS[stylizer]()
+        stylizer = stylizer_by_name(stylizer, "stylizer")
     unknown = sorted((set(weights) | set(group_references)) - set(GROUPS))
     if unknown:
         raise ValueError(f"unknown body groups {unknown}; groups are {list(GROUPS)}")
     job.step("retarget in")
-    content_c = to_canonical(content)
+    content30 = resample(content.motion, FEATURE_FPS)  # also the base the output is retargeted onto
+    content_c = retarget(content30, content.rig, canonical_rig())
     reference_c = to_canonical(reference)
     groups_c = {g: to_canonical(m) for g, m in group_references.items()}
     job.step("stylize")
@@ -196,8 +192,7 @@ def stylize_rig_motion(
     job.step("cleanup")
     out_c = clean_stylized(content_c, out_c, weights, cleanup)
     job.step("retarget out")
-    base30 = resample(content.motion, FEATURE_FPS)
-    out30 = retarget(out_c, canonical_rig(), content.rig, target_base=base30)
+    out30 = retarget(out_c, canonical_rig(), content.rig, target_base=content30)
     job.step("resample out")
     original = content.motion
     if abs(original.fps - FEATURE_FPS) < 1e-9 and out30.num_frames == original.num_frames:
