@@ -18,7 +18,9 @@ top folder):
     motion_style_transfer/blender_manifest.toml  the extension manifest
     motion_style_transfer/core/...               the runtime package, as a subpackage of the add-on
                                                  (its .py files and core/retarget/rigs/*)
-    motion_style_transfer/weights/stylizer.json  the model config, plus the weights file it names
+    motion_style_transfer/weights/stylizer.json  the model config, plus the files it names (its
+                                                 'weights' file; both files of each checkpoint stem
+                                                 in 'denoiser' / 'encoders')
     motion_style_transfer/LICENSE                code MIT; weights CC BY-NC 4.0 with attribution
 
 The runtime server runs as ``<runtime python> -m core.server`` with the add-on folder as cwd and
@@ -151,11 +153,34 @@ def _skip(path: Path) -> bool:
     return "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo") or path.name.startswith(".")
 
 
-def _weights_files(repo_root: Path) -> list[tuple[str, Path]]:
-    """weights/stylizer.json and the weights file it names, as (path in the add-on, source).
+CHECKPOINT_SETTINGS = ("denoiser", "encoders")  # settings naming a checkpoint stem: <stem>.safetensors + <stem>.json
 
-    The weights path is relative to the config's folder, as core.stylize.loading reads it; the zip
-    keeps the repo's layout (weights/ beside core/), so the installed add-on finds it the same way."""
+
+def _weights_source(repo_root: Path, config: Path, key: str, value, suffix: str = "") -> Path:
+    """The file a config setting names (relative to the config's folder, plus ``suffix``), checked:
+    a relative path inside weights/, never the judges, and present; a BuildError otherwise."""
+    if not isinstance(value, str) or not value:
+        raise BuildError(f"{config}: {key!r} must be a relative path inside weights/, found {value!r}")
+    rel = Path(value)
+    weights_root = (repo_root / "weights").resolve()
+    source = (config.parent / (value + suffix)).resolve()
+    if rel.is_absolute() or weights_root not in source.parents:
+        raise BuildError(f"{config}: {key!r} must be a relative path inside weights/, found {value!r}")
+    if "judges" in source.relative_to(weights_root).parts:
+        raise BuildError(f"{config}: {key!r} names {value!r}; the judges are for evaluation, not the add-on")
+    if not source.is_file():
+        raise BuildError(f"{config} names {key} {value!r}, but {source} does not exist")
+    return source
+
+
+def _weights_files(repo_root: Path) -> list[tuple[str, Path]]:
+    """weights/stylizer.json and the files it names, as (path in the add-on, source): the file of
+    ``weights`` and, for each checkpoint stem in ``denoiser`` / ``encoders``, its ``.safetensors``
+    and ``.json``.
+
+    The paths are relative to the config's folder, as core.stylize.loading (and the stylizer's
+    from_config) reads them; the zip keeps the repo's layout (weights/ beside core/), so the installed
+    add-on finds them the same way."""
     config = repo_root / STYLIZER_CONFIG
     if not config.is_file():
         raise BuildError(f"{config} is missing: the add-on zip must carry the model config {STYLIZER_CONFIG}")
@@ -165,19 +190,19 @@ def _weights_files(repo_root: Path) -> list[tuple[str, Path]]:
         raise BuildError(f"{config} is not valid JSON: {e}") from None
     if not isinstance(data, dict) or "stylizer" not in data:
         raise BuildError(f"{config} must be a JSON object with a 'stylizer' field")
+    sources = []
+    if data.get("weights"):
+        sources.append(_weights_source(repo_root, config, "weights", data["weights"]))
+    for key in CHECKPOINT_SETTINGS:
+        if key in data:
+            for suffix in (".safetensors", ".json"):
+                sources.append(_weights_source(repo_root, config, key, data[key], suffix))
     files = [(STYLIZER_CONFIG, config)]
-    weights = data.get("weights")
-    if weights:
-        rel = Path(weights)
-        weights_root = (repo_root / "weights").resolve()
-        source = (config.parent / rel).resolve()
-        if rel.is_absolute() or weights_root not in source.parents:
-            raise BuildError(f"{config}: 'weights' must be a relative path inside weights/, found {weights!r}")
-        if "judges" in source.relative_to(weights_root).parts:
-            raise BuildError(f"{config}: 'weights' names {weights!r}; the judges are for evaluation, not the add-on")
-        if not source.is_file():
-            raise BuildError(f"{config} names weights {weights!r}, but {source} does not exist")
-        files.append((source.relative_to(repo_root.resolve()).as_posix(), source))
+    root = repo_root.resolve()
+    for source in sources:
+        name = source.relative_to(root).as_posix()
+        if name not in dict(files):
+            files.append((name, source))
     return files
 
 

@@ -1,13 +1,17 @@
 """Command line: ``python -m core stylize content.bvh style.bvh -o out.bvh [options]``.
 
 Rigs are detected from the BVH bone names (core.retarget.matching.rig_for_skeleton); the pipeline
-is core.runtime's, the one the server runs. Exit status 0 on success, 2 on bad input.
+is core.runtime's, the one the server runs. The model is the shipped model config (core.stylize.loading.SHIPPED_CONFIG:
+weights/stylizer.json beside the core package, in the repo and in the add-on zip alike) unless
+``--config`` or ``--stylizer`` says otherwise. Exit status 0 on success, 2 on bad input.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from .stylize.loading import SHIPPED_CONFIG
 
 
 def _pairs(text: str, what: str) -> dict[str, str]:
@@ -55,19 +59,33 @@ def stylize_command(args) -> int:
             group_paths[group] = path
     options = {}
     for key, value in _pairs(args.option or "", "--option").items():
+        if value.lower() in ("true", "false"):
+            options[key] = value.lower() == "true"
+            continue
         try:
             options[key] = float(value)
         except ValueError:
             options[key] = value
+    # the explicit flags win over the same key given with --option
+    if args.steps is not None:
+        options["steps"] = args.steps
+    if args.seed is not None:
+        options["seed"] = args.seed
+    if args.no_cleanup:
+        options["foot_cleanup"] = False
+    if args.contact_height is not None:
+        options["contact_height"] = args.contact_height
+    if args.contact_speed is not None:
+        options["contact_speed"] = args.contact_speed
     content = _load(args.content)
     reference = _load(args.style)
     groups = {g: _load(p) for g, p in group_paths.items()}
-    if args.config:
+    if args.stylizer is not None:
+        stylizer = args.stylizer
+    else:
         from .stylize.loading import load_stylizer
 
-        stylizer = load_stylizer(args.config)
-    else:
-        stylizer = args.stylizer
+        stylizer = load_stylizer(args.config or SHIPPED_CONFIG)
     out = stylize_rig_motion(content, reference, groups, weights, options, stylizer)
     write_bvh(out, args.output)
     print(
@@ -87,9 +105,17 @@ def main(argv=None) -> int:
     st.add_argument("--weights", help="per-group style weights, e.g. root=0,left_arm=1.5 (default 1)")
     st.add_argument("--group-reference", action="append", help="a group's own reference, e.g. left_arm=angry.bvh")
     model = st.add_mutually_exclusive_group()
-    model.add_argument("--stylizer", default="statistics", help="a stylizer by name (default statistics)")
-    model.add_argument("--config", help="a model config JSON (the stylizer and its weights), e.g. weights/stylizer.json")
-    st.add_argument("--option", help="stylizer options, e.g. max_ratio=3")
+    model.add_argument("--stylizer", help="a stylizer by name, e.g. statistics (instead of a model config)")
+    model.add_argument(
+        "--config",
+        help="a model config JSON (the stylizer and its weights; default: the shipped weights/stylizer.json)",
+    )
+    st.add_argument("--steps", type=int, metavar="N", help="sampling steps of the learned stylizer (option steps)")
+    st.add_argument("--seed", type=int, metavar="N", help="random seed of the learned stylizer (option seed)")
+    st.add_argument("--no-cleanup", action="store_true", help="skip the foot-contact cleanup (foot_cleanup=false)")
+    st.add_argument("--contact-height", type=float, metavar="CM", help="contact height threshold, cm")
+    st.add_argument("--contact-speed", type=float, metavar="CMS", help="contact speed threshold, cm/s")
+    st.add_argument("--option", help="stylizer options, e.g. max_ratio=3 (the flags above win over these)")
     args = parser.parse_args(argv)
     from .io.bvh import BVHError
     from .retarget.rig import RigError

@@ -5,9 +5,11 @@ heavy is imported, file descriptor 1 is pointed at stderr and ``sys.stdout`` at 
 a stray print (ours, a library's, or C code writing to fd 1) can never corrupt the protocol; the
 protocol writes to a private duplicate of the original stdout.
 
-The stylizer: ``--stylizer NAME`` (a name in core.stylize.baselines.STYLIZERS, default
-``statistics``) or ``--config PATH``, a model config (JSON naming the stylizer and its optional
-safetensors weights; core.stylize.loading). A config that cannot be loaded (missing file, not JSON,
+The stylizer: ``--config PATH``, a model config (JSON naming the stylizer, its weights and
+settings; core.stylize.loading), or ``--stylizer NAME`` (a stylizer that needs no weights, e.g.
+``statistics``). With neither, the shipped model config (core.stylize.loading.SHIPPED_CONFIG:
+weights/stylizer.json beside the core package, the CLI's default too) is loaded, as if given with
+``--config``: the hello reports its path. A config that cannot be loaded (missing file, not JSON,
 unknown stylizer, missing weights...) or an unknown ``--stylizer`` does not end the process
 silently: the problem is logged to stderr, the client's ``hello`` is answered with an ``error`` of
 kind ``config`` carrying the message, and the server exits with status 4 (any request before the
@@ -286,8 +288,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.server", description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--stylizer", default="statistics", help="a stylizer by name (default: statistics)")
-    which.add_argument("--config", default=None, help="a model config JSON (stylizer name, weights, settings)")
+    which.add_argument("--stylizer", default=None, help="a stylizer by name, one that needs no weights")
+    which.add_argument(
+        "--config",
+        default=None,
+        help="a model config JSON (stylizer name, weights, settings); default: the shipped weights/stylizer.json",
+    )
     parser.add_argument("--log-level", default="INFO")
     try:
         args = parser.parse_args(argv)
@@ -304,11 +310,15 @@ def main(argv=None) -> int:
     except RuntimeError as e:
         log.error("%s", e)
         return EXIT_USAGE
+    if args.stylizer is None and args.config is None:
+        from .stylize.loading import SHIPPED_CONFIG
+
+        args.config = str(SHIPPED_CONFIG)
     config = None if args.config is None else os.path.abspath(args.config)
     stylizer, problem = load_configured_stylizer(args.stylizer, config, device)
     if problem is not None:
         log.error("cannot load the stylizer: %s (answering the hello with this error, then exiting)", problem)
-        server = Server(sys.stdin.buffer, out, args.stylizer, device, log, config, config_error=problem)
+        server = Server(sys.stdin.buffer, out, args.stylizer or "unknown", device, log, config, config_error=problem)
     else:
         server = Server(sys.stdin.buffer, out, stylizer, device, log, config)
         log.info(

@@ -48,7 +48,29 @@ def _expected_entries() -> set[str]:
     if config.get("weights"):
         rel = Path(config["weights"])
         names.add((rel if rel.parts[0] == "weights" else Path("weights") / rel).as_posix())
+    for key in ("denoiser", "encoders"):  # checkpoint stems: <stem>.safetensors and <stem>.json
+        if key in config:
+            names |= {f"weights/{config[key]}.safetensors", f"weights/{config[key]}.json"}
     return {f"{PACKAGE}/{n}" for n in names}
+
+
+MAX_ZIP_BYTES = 30 * 1024 * 1024  # what a Blender add-on download may reasonably weigh
+
+
+def test_zip_carries_the_shipped_model_and_stays_small(built_zip):
+    """The shipped config's checkpoints (both files of each stem) are in, and the zip stays < 30 MB."""
+    config = json.loads((REPO_ROOT / "weights" / "stylizer.json").read_text())
+    with zipfile.ZipFile(built_zip) as zf:
+        names = set(zf.namelist())
+        for key in ("denoiser", "encoders"):
+            if key in config:
+                for suffix in (".safetensors", ".json"):
+                    name = f"{PACKAGE}/weights/{config[key]}{suffix}"
+                    assert name in names, f"{name} ({key!r} of the shipped config) is not in the zip"
+                    assert zf.read(name) == (REPO_ROOT / "weights" / f"{config[key]}{suffix}").read_bytes()
+    size = built_zip.stat().st_size
+    print(f"{built_zip.name}: {size / 2**20:.2f} MiB")
+    assert size < MAX_ZIP_BYTES, f"the add-on zip weighs {size / 2**20:.1f} MiB, over 30 MiB"
 
 
 def test_zip_holds_addon_core_config_and_licence_only(built_zip):
@@ -142,6 +164,46 @@ def test_weights_named_by_the_config_are_carried_and_checked(tmp_path):
     (root / "weights" / "stylizer.json").unlink()
     with pytest.raises(BuildError, match="stylizer.json is missing"):
         build(tmp_path / "dist", repo_root=root)
+
+
+def test_checkpoint_stems_named_by_the_config_are_carried_and_checked(tmp_path):
+    """'denoiser' and 'encoders' name checkpoint stems: both <stem>.safetensors and <stem>.json go in;
+    a missing one is named; a stem outside weights/ or in the judges is refused."""
+    config = {
+        "stylizer": "diffusion",
+        "denoiser": "diffusion/denoiser",
+        "encoders": "encoders/contrastive",
+        "steps": 10,
+    }
+    root = _tree(tmp_path, config=config)
+    with pytest.raises(BuildError, match=r"denoiser.*diffusion/denoiser\.safetensors does not exist"):
+        build(tmp_path / "dist", repo_root=root)
+    for stem in ("diffusion/denoiser", "encoders/contrastive"):
+        (root / "weights" / stem).parent.mkdir(parents=True, exist_ok=True)
+        (root / "weights" / f"{stem}.safetensors").write_bytes(b"tensors " + stem.encode())
+        (root / "weights" / f"{stem}.json").write_text("{}")
+    (root / "weights" / "encoders" / "contrastive.json").unlink()
+    with pytest.raises(BuildError, match=r"encoders.*contrastive\.json does not exist"):
+        build(tmp_path / "dist", repo_root=root)
+    (root / "weights" / "encoders" / "contrastive.json").write_text("{}")
+    (root / "weights" / "encoders" / "unrelated.safetensors").write_bytes(b"not named")
+    with zipfile.ZipFile(build(tmp_path / "dist", repo_root=root)) as zf:
+        names = {n for n in zf.namelist() if n.startswith(f"{PACKAGE}/weights/")}
+        assert zf.read(f"{PACKAGE}/weights/diffusion/denoiser.safetensors") == b"tensors diffusion/denoiser"
+    assert names == {
+        f"{PACKAGE}/weights/{n}"
+        for n in (
+            "stylizer.json",
+            "diffusion/denoiser.safetensors",
+            "diffusion/denoiser.json",
+            "encoders/contrastive.safetensors",
+            "encoders/contrastive.json",
+        )
+    }
+    for key, bad in (("encoders", "judges/style"), ("denoiser", "../core/denoiser"), ("denoiser", "/tmp/denoiser")):
+        (root / "weights" / "stylizer.json").write_text(json.dumps({**config, key: bad}))
+        with pytest.raises(BuildError, match="judges" if "judges" in bad else "relative path inside weights/"):
+            build(tmp_path / "dist", repo_root=root)
 
 
 @pytest.mark.blender

@@ -27,7 +27,7 @@ from core.runtime import RigMotion, stylize_rig_motion
 
 CONTENT = "dataset-1_walk-back_not-confident_001.bvh"  # 364 frames, cut to 300
 STYLE = "dataset-1_walk_angry_001.bvh"
-SERVER_ARGS = ("--device", "cpu", "--log-level", "INFO")
+SERVER_ARGS = ("--device", "cpu", "--log-level", "INFO", "--stylizer", "statistics")  # fast; the library's default
 
 
 def _rig_motion(name, frames=None):

@@ -47,3 +47,55 @@ def test_report_files(identity_cross, tmp_path):
         assert (out / name).stat().st_size > 10_000, name
     assert main(["--summary", "--out", str(tmp_path)]) == 0
     assert "| cross | identity |" in (tmp_path / "summary.md").read_text()
+
+
+def tiny_model_config(folder) -> str:
+    """A model config of a tiny random-init diffusion stylizer (real encoders), in ``folder``."""
+    import os
+
+    from core.models.denoiser import Denoiser, DenoiserConfig, save_denoiser
+    from core.models.encoders import load_encoders
+    from training.data.paths import REPO_ROOT
+
+    encoders = REPO_ROOT / "weights" / "encoders" / "contrastive"
+    save_denoiser(
+        folder / "denoiser", Denoiser(DenoiserConfig(hidden=32, blocks=2), 100), stats=load_encoders(encoders).stats
+    )
+    config = {
+        "stylizer": "diffusion",
+        "denoiser": "denoiser",
+        "encoders": os.path.relpath(encoders, folder),
+        "steps": 2,
+        "start": 0.5,
+    }
+    path = folder / "stylizer.json"
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+def test_model_config_with_cleanup(data_root, tmp_path):
+    config = tiny_model_config(tmp_path)
+    report, artefacts = evaluate(None, "cross", 2, config=config, name="tiny", cleanup=True)
+    assert report["stylizer"] == "tiny" and report["pairs"] == 2 and len(artefacts["outputs"]) == 2
+    assert report["config"] == config and report["cleanup"] is True
+    assert (
+        report["command"]
+        == f"python -m training.evaluate --config {config} --name tiny --set cross --limit 2 --cleanup"
+    )
+    assert all(row["cleanup_seconds"] >= 0 for row in report["rows"])
+    assert 0 <= report["summary"]["sra"] <= 1 and report["summary"]["contact_f1_mean"] >= 0
+    with pytest.raises(ValueError):
+        evaluate("identity", "cross", 2, config=config)
+
+
+def test_main_takes_config_or_stylizer(data_root, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--stylizer", "identity", "--config", "x.json", "--set", "cross"])
+    config = tiny_model_config(tmp_path)
+    assert main(["--config", config, "--set", "cross", "--limit", "2", "--cleanup", "--out", str(tmp_path / "r")]) == 0
+    saved = json.loads((tmp_path / "r" / "cross" / "diffusion" / "report.json").read_text())
+    assert saved["stylizer"] == "diffusion" and saved["cleanup"] is True and saved["pairs"] == 2
+    assert (
+        "--cleanup" in saved["command"]
+        and "Foot-contact cleanup stage: on" in (tmp_path / "r" / "cross" / "diffusion" / "report.md").read_text()
+    )

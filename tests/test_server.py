@@ -31,9 +31,13 @@ STYLE = "dataset-1_walk_angry_001.bvh"
 
 
 class ServerProcess:
-    """``python -m core.server`` on pipes, with a reader thread that queues its replies."""
+    """``python -m core.server`` on pipes, with a reader thread that queues its replies. Without
+    --config or --stylizer it runs ``--stylizer statistics`` (fast, and the library's default), not the
+    server's own default (the shipped learned model)."""
 
     def __init__(self, *args, log=None):
+        if "--config" not in args and "--stylizer" not in args:
+            args = ("--stylizer", "statistics", *args)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "core.server", "--device", "cpu", "--log-level", "WARNING", *args],
             stdin=subprocess.PIPE,
@@ -306,7 +310,7 @@ def test_stray_prints_never_reach_the_protocol(tmp_path):
     """Anything written to fd 1 or sys.stdout inside the server lands in the log, not the pipe."""
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115  closed below
     code = (
-        "import os, sys, runpy; sys.argv=['core.server','--device','cpu'];"
+        "import os, sys, runpy; sys.argv=['core.server','--device','cpu','--stylizer','statistics'];"
         "import core.server as s; real=s._protect_stdout;"
         "s._protect_stdout=lambda: (lambda o: (print('garbage'), os.write(1, b'more garbage'), o)[2])(real());"
         "sys.exit(s.main())"
@@ -568,6 +572,126 @@ def test_command_line_errors_are_clear(tmp_path, data_root):
     assert r.returncode == 2 and "unknown rig" in r.stderr and "required canonical joints" in r.stderr
     r = run(bandai_clip(CONTENT), bandai_clip(STYLE), "-o", tmp_path / "o.bvh", "--weights", "tail=1")
     assert r.returncode == 2 and "unknown body group 'tail'" in r.stderr
+
+
+def _tiny_diffusion_config(folder: Path) -> Path:
+    """A model config of the diffusion stylizer with a tiny random-init denoiser (seeded) and the
+    shipped encoders, named by a path relative to the config's folder as the shipped one does."""
+    import torch
+
+    from core.models.denoiser import Denoiser, DenoiserConfig, save_denoiser
+    from core.models.encoders import load_encoders
+
+    encoders = REPO_ROOT / "weights" / "encoders" / "contrastive"
+    torch.manual_seed(0)
+    denoiser = Denoiser(DenoiserConfig(hidden=16, blocks=2, condition_dim=32), 20)
+    save_denoiser(folder / "denoiser", denoiser, stats=load_encoders(encoders).stats)
+    config = {
+        "stylizer": "diffusion",
+        "denoiser": "denoiser",
+        "encoders": os.path.relpath(encoders, folder),
+        "steps": 4,
+    }
+    (folder / "stylizer.json").write_text(json.dumps(config))
+    return folder / "stylizer.json"
+
+
+def test_command_line_default_model_and_flags_fill_the_options(tmp_path, data_root, monkeypatch, capsys):
+    """With no --config/--stylizer the shipped model config (weights/stylizer.json beside the core
+    package) is loaded; --steps/--seed/--no-cleanup/--contact-height/--contact-speed fill the options
+    dict (and win over --option)."""
+    import core.__main__ as cli
+    import core.runtime
+    import core.stylize.loading
+
+    assert cli.SHIPPED_CONFIG == core.stylize.loading.SHIPPED_CONFIG == REPO_ROOT / "weights" / "stylizer.json"
+    calls = {}
+    monkeypatch.setattr(
+        core.stylize.loading, "load_stylizer", lambda path: calls.setdefault("config", path) and "model"
+    )
+
+    def fake(content, reference, groups, weights, options, stylizer):
+        calls.update(options=options, stylizer=stylizer)
+        return content.motion
+
+    monkeypatch.setattr(core.runtime, "stylize_rig_motion", fake)
+    clips = [str(bandai_clip(CONTENT)), str(bandai_clip(STYLE)), "-o", str(tmp_path / "o.bvh")]
+    assert cli.main(["stylize", *clips]) == 0
+    assert calls == {"config": cli.SHIPPED_CONFIG, "options": {}, "stylizer": "model"}
+    calls.clear()
+    flags = ["--steps", "7", "--seed", "11", "--no-cleanup", "--contact-height", "4.5", "--contact-speed", "20"]
+    assert cli.main(["stylize", *clips, *flags, "--option", "seed=1,keep_path=false,max_ratio=3"]) == 0
+    assert calls["options"] == {
+        "steps": 7,
+        "seed": 11,
+        "foot_cleanup": False,
+        "contact_height": 4.5,
+        "contact_speed": 20.0,
+        "keep_path": False,
+        "max_ratio": 3.0,
+    }
+    calls.clear()
+    assert cli.main(["stylize", *clips, "--stylizer", "identity", "--steps", "2"]) == 0
+    assert calls == {"options": {"steps": 2}, "stylizer": "identity"}
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        cli.main(["stylize", *clips, "--steps", "many"])
+    assert e.value.code == 2 and "--steps: invalid int value" in capsys.readouterr().err
+
+
+def test_command_line_runs_a_diffusion_config_with_the_flags(tmp_path, data_root, capsys):
+    """The real pipeline with a tiny diffusion model: --seed makes it repeatable and changes the
+    sample, --no-cleanup turns the contact cleanup off, bad values exit 2 with a clear message."""
+    import core.__main__ as cli
+
+    config = _tiny_diffusion_config(tmp_path)
+    content = bandai_clip(CONTENT)
+
+    def run(name, *flags):
+        out = tmp_path / f"{name}.bvh"
+        code = cli.main(
+            ["stylize", str(content), str(bandai_clip(STYLE)), "-o", str(out), "--config", str(config), *flags]
+        )
+        return code, (read_bvh(out) if code == 0 else capsys.readouterr().err)
+
+    base = ("--steps", "2", "--contact-height", "6", "--contact-speed", "30")
+    results = {
+        name: run(name, *base, *flags)
+        for name, flags in (
+            ("a", ("--seed", "5")),
+            ("again", ("--seed", "5")),
+            ("b", ("--seed", "6")),
+            ("raw", ("--seed", "5", "--no-cleanup")),
+        )
+    }
+    assert all(code == 0 for code, _ in results.values())
+    a = results["a"][1]
+    assert a.skeleton.names == read_bvh(content).skeleton.names and a.num_frames == read_bvh(content).num_frames
+    np.testing.assert_array_equal(results["again"][1].rotations, a.rotations)
+    assert not np.array_equal(results["b"][1].rotations, a.rotations)
+    assert not np.array_equal(results["raw"][1].rotations, a.rotations)  # the cleanup moved the legs
+    code, err = run("bad", "--steps", "0")
+    assert code == 2 and "option steps must be an integer in [1, 20], got 0" in err
+    code, err = run("bad", "--contact-speed", "-1")
+    assert code == 2 and "option contact_speed must be a positive number" in err
+
+
+def test_server_runs_a_diffusion_config(tmp_path, clips):
+    """A server on a diffusion model config answers a stylize request (the server's own "device"
+    option, set on every request, is accepted by the learned stylizer) with the library's result."""
+    config = _tiny_diffusion_config(tmp_path)
+    s = ServerProcess("--config", str(config))
+    assert s.hello()["stylizer"] == "diffusion"
+    content, style = clips
+    s.send(*P.stylize_request(0, _wire(content), _wire(style), options={"steps": 2}))
+    _, header, arrays = s.until_final(timeout=120)
+    assert header["type"] == "result", header
+    s.send({"type": "shutdown"})
+    assert s.proc.wait(10) == 0
+    from core.stylize.loading import load_stylizer
+
+    expected = stylize_rig_motion(content, style, options={"steps": 2}, stylizer=load_stylizer(config))
+    np.testing.assert_allclose(arrays["rotations"], expected.rotations, atol=1e-4)
 
 
 def test_other_rig_at_another_frame_rate(server, clips):

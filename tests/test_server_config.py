@@ -36,11 +36,21 @@ def _write(tmp_path, name, content) -> str:
 # --- core.stylize.loading -------------------------------------------------------------------------
 
 
-def test_shipped_config_is_the_statistics_stylizer():
+def test_shipped_config_is_the_diffusion_stylizer():
+    """weights/stylizer.json is the learned stylizer, its checkpoints named as stems beside it; it is
+    the CLI's and the server's default (core.stylize.loading.SHIPPED_CONFIG)."""
+    from core.stylize.diffusion import DiffusionStylizer
+    from core.stylize.loading import SHIPPED_CONFIG
+
+    assert SHIPPED_CONFIG == SHIPPED
     data = json.loads(SHIPPED.read_text())
-    assert data["stylizer"] == "statistics" and "weights" not in data and "issue 7" in data["description"]
+    assert data["stylizer"] == "diffusion" and "weights" not in data and "CC BY-NC 4.0" in data["description"]
+    assert (data["denoiser"], data["encoders"]) == ("diffusion/denoiser", "encoders/contrastive")
+    for stem in (data["denoiser"], data["encoders"]):
+        for suffix in (".safetensors", ".json"):
+            assert (SHIPPED.parent / f"{stem}{suffix}").is_file(), f"{stem}{suffix} is missing beside {SHIPPED}"
     stylizer = load_stylizer(SHIPPED)
-    assert isinstance(stylizer, baselines.StatisticsStylizer) and stylizer.name == "statistics"
+    assert isinstance(stylizer, DiffusionStylizer) and stylizer.name == "diffusion"
 
 
 @pytest.mark.parametrize(
@@ -83,14 +93,14 @@ class _Learned:
 
     name = "learned-test"
 
-    def __init__(self, settings, tensors, device):
-        self.settings, self.tensors, self.device = settings, tensors, device
+    def __init__(self, settings, tensors, device, folder):
+        self.settings, self.tensors, self.device, self.folder = settings, tensors, device, folder
 
     @classmethod
-    def from_config(cls, settings, tensors, device):
+    def from_config(cls, settings, tensors, device, folder):
         if "steps" not in settings:
             raise KeyError("steps")
-        return cls(settings, tensors, device)
+        return cls(settings, tensors, device, folder)
 
     def stylize(self, request):
         return request.content
@@ -106,6 +116,7 @@ def test_weights_are_loaded_with_safetensors_relative_to_the_config(tmp_path, mo
     config = {"stylizer": _Learned.name, "weights": "model/net.safetensors", "steps": 8, "description": "x"}
     stylizer = load_stylizer(_write(tmp_path, "learned.json", config), device="cuda")
     assert stylizer.settings == {"steps": 8} and stylizer.device == "cuda"
+    assert stylizer.folder == tmp_path  # the config's own folder, for relative paths in settings
     np.testing.assert_array_equal(stylizer.tensors["layer.weight"], tensors["layer.weight"])
     # a stylizer refusing its settings, and a corrupt weights file
     with pytest.raises(ModelConfigError, match="refused it: KeyError"):
@@ -149,7 +160,7 @@ def test_broken_config_is_a_config_error_with_status_4_then_a_good_config_works(
     # the same client, pointed at a good config, starts and stylizes
     c.config = str(SHIPPED)
     info = c.start()
-    assert info["stylizer"] == "statistics" and info["config"] == str(SHIPPED)
+    assert info["stylizer"] == "diffusion" and info["config"] == str(SHIPPED)
     assert c.stop() == 0
 
 
@@ -208,23 +219,28 @@ def request_300(data_root):
     return P.stylize_request(None, *wire, weights={"left_arm": 1.5, "root": 0.5})
 
 
-def test_shipped_config_gives_the_default_statistics_result(tmp_path, request_300):
+def test_shipped_config_is_the_default_and_deterministic(tmp_path, request_300):
+    """A server given neither --stylizer nor --config runs the shipped diffusion config: its result
+    equals the one of ``--config weights/stylizer.json`` bit for bit, and a second request to the
+    same server gives the same bits again (the sampler is seeded per request)."""
     results = {}
     for label, config in (("default", None), ("config", "weights/stylizer.json")):
-        c = _client(tmp_path, None)
+        c = _client(tmp_path, None, start_timeout=60)
         if config:
             c.args += ["--config", config]  # relative to the server's cwd (core_dir): the repo root
         with c:
             info = c.start()
-            assert info["stylizer"] == "statistics"
-            assert info["config"] == (str(SHIPPED) if config else None)
-            job = J.StylizeJob()
-            job.start(c, request_300)
-            assert job.wait(0.005, timeout=60) == J.DONE, job.describe_error()
-            results[label] = job.result
-    for key in ("rotations", "translations"):
-        np.testing.assert_array_equal(results["config"][key], results["default"][key])
-    assert results["config"]["fps"] == results["default"]["fps"]
+            assert info["stylizer"] == "diffusion"
+            assert info["config"] == str(SHIPPED)  # the default reports the shipped config it loaded
+            for run in ("", " again") if label == "default" else ("",):
+                job = J.StylizeJob()
+                job.start(c, request_300)
+                assert job.wait(0.005, timeout=120) == J.DONE, job.describe_error()
+                results[label + run] = job.result
+    for other in ("config", "default again"):
+        for key in ("rotations", "translations"):
+            np.testing.assert_array_equal(results[other][key], results["default"][key])
+        assert results[other]["fps"] == results["default"]["fps"]
 
 
 def test_command_line_takes_a_model_config(tmp_path, data_root):

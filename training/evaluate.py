@@ -1,6 +1,7 @@
 """Evaluate one stylizer on one fixed pair set and write its report (DESIGN §7, issue 4).
 
     python -m training.evaluate --stylizer statistics --set cross
+    python -m training.evaluate --config weights/stylizer.json --set cross --cleanup
     python -m training.evaluate --summary          # reports/summary.md from every report.json
 
 Every report carries the three kinds of figure DESIGN §7 asks for, because label accuracy alone is
@@ -10,12 +11,19 @@ gameable: recognition (SRA, CRA from the independent judges), fidelity to the so
 Headline SRA/CRA are over the "full" pairs (every group styled by one reference); the body-group
 pairs (upper body only, arms only, mixed references) are reported beside them.
 Outputs go to reports/<set>/<stylizer>/: report.json, report.md and plots.
+
+``--config`` evaluates the stylizer a model config describes (core.stylize.loading.load_stylizer;
+the report's name is the stylizer's ``name`` unless ``--name`` overrides it); ``--cleanup`` runs the
+product's foot-contact cleanup stage (core.runtime.clean_stylized, default CleanupSettings, the
+pair's weights) on every output before it is measured, as the server does.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import shlex
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -24,12 +32,15 @@ import numpy as np
 
 from core.motion.motion import Motion
 from core.ops.features import motion_to_features
+from core.runtime import CleanupSettings, clean_stylized
 from core.stylize.baselines import STYLIZERS
+from core.stylize.loading import load_stylizer
 from training.data.cache import load_cache
+from training.data.index import load_index
 from training.data.paths import REPO_ROOT
 from training.data.split import load_split
 from training.evaluation import measures
-from training.evaluation.pairs import SETS, clip_motions, load_pairs
+from training.evaluation.pairs import SETS, Pair, clip_motions, load_pairs, make_set
 from training.evaluation.retrieval import RetrievalStylizer
 from training.judges.api import load_judge
 from training.judges.report import plot_confusion
@@ -46,6 +57,24 @@ def make_stylizer(name: str, cache):
     if name not in STYLIZERS:
         raise SystemExit(f"unknown stylizer {name!r}; choose from {', '.join(STYLIZER_NAMES)}")
     return STYLIZERS[name]()
+
+
+def pair_request(pair, motions: dict, stylizer):
+    """The pair's StyleRequest for ``stylizer``: the label options only go to the retrieval
+    baseline (the one stylizer built on them; a learned stylizer refuses options it does not know)."""
+    request = pair.request(motions.__getitem__)
+    if isinstance(stylizer, RetrievalStylizer):
+        return request
+    return dataclasses.replace(request, options={})
+
+
+def config_label(config) -> str:
+    """A model config path as a report records it: relative to the repository when inside it."""
+    path = Path(config)
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
 
 
 def _real_cells(cache, split) -> dict[tuple[str, str], list[int]]:
@@ -83,25 +112,57 @@ def _pair_row(pair, request, output: Motion, seconds: float) -> dict:
     return row
 
 
-def evaluate(stylizer_name: str, set_name: str, limit: int | None = None) -> tuple[dict, dict]:
-    """(report, artefacts for plotting) of one stylizer on one set."""
+def evaluate(
+    stylizer_name: str | None,
+    set_name: str,
+    limit: int | None = None,
+    *,
+    config: str | Path | None = None,
+    name: str | None = None,
+    cleanup: bool = False,
+    device: str = "cpu",
+    split_name: str = "test",
+) -> tuple[dict, dict]:
+    """(report, artefacts for plotting) of one stylizer on one set.
+
+    The stylizer is a baseline by ``stylizer_name`` or, with ``config``, the one that model config
+    describes (then ``stylizer_name`` must be None); ``name`` overrides the report's stylizer name
+    (default: the name, or the loaded stylizer's ``name``). ``cleanup``: run the product's
+    foot-contact cleanup stage on each output before measuring it. ``split_name="val"`` builds the
+    same kind of set from the VALIDATION split (pairs and the real clips FMD and jitter compare
+    with): for choosing settings, so that the committed test-split figures are never tuned on.
+    """
+    if (stylizer_name is None) == (config is None):
+        raise ValueError("give exactly one of stylizer_name and config")
     started = time.perf_counter()
     cache = load_cache(progress=False)
     split = load_split()
-    pairs = load_pairs(set_name)[:limit]
-    stylizer = make_stylizer(stylizer_name, cache)
+    if split_name == "test":
+        pairs = load_pairs(set_name)[:limit]
+    else:
+        split = {**split, "test": split[split_name]}
+        pairs = [Pair(**p) for p in make_set(set_name, load_index(), split)["pairs"]][:limit]
+    stylizer = make_stylizer(stylizer_name, cache) if config is None else load_stylizer(config, device)
+    label = name or stylizer_name or stylizer.name
     motions = clip_motions({c for p in pairs for c in p.clip_ids()}, cache)
     style_judge, content_judge = load_judge("style"), load_judge("content")
+    cleanup_settings = CleanupSettings()
 
     rows, outputs, output_features = [], [], []
     for pair in pairs:
-        request = pair.request(motions.__getitem__)
+        request = pair_request(pair, motions, stylizer)
         t0 = time.perf_counter()
         output = stylizer.stylize(request)
         seconds = time.perf_counter() - t0
         if output.num_frames != request.content.num_frames:
-            raise RuntimeError(f"{stylizer_name} returned {output.num_frames} frames for {request.content.num_frames}")
+            raise RuntimeError(f"{label} returned {output.num_frames} frames for {request.content.num_frames}")
+        if cleanup:
+            t0 = time.perf_counter()
+            output = clean_stylized(request.content, output, pair.weights, cleanup_settings)
+            cleanup_seconds = time.perf_counter() - t0
         rows.append(_pair_row(pair, request, output, seconds))
+        if cleanup:
+            rows[-1]["cleanup_seconds"] = cleanup_seconds
         outputs.append(output)
         output_features.append(motion_to_features(output)[0])
 
@@ -121,17 +182,39 @@ def evaluate(stylizer_name: str, set_name: str, limit: int | None = None) -> tup
     fmd = _fmd_per_target_style(rows, _embed(judges, output_features), real_embedding, cells)
 
     report = {
-        "stylizer": stylizer_name,
+        "stylizer": label,
         "set": set_name,
         "pairs": len(rows),
-        "command": f"python -m training.evaluate --stylizer {stylizer_name} --set {set_name}"
-        + (f" --limit {limit}" if limit else ""),
+        "config": config_label(config) if config is not None else None,
+        "cleanup": bool(cleanup),
+        "command": _command(stylizer_name, set_name, limit, config, name, cleanup, device, split_name),
         "summary": _summarise(rows, fmd),
         "seconds": time.perf_counter() - started,
         "rows": rows,
     }
     artefacts = {"pairs": pairs, "motions": motions, "outputs": outputs, "labels": (style_judge.labels, content_judge.labels)}
     return report, artefacts
+
+
+def _command(stylizer_name, set_name, limit, config, name, cleanup, device, split_name="test") -> str:
+    """The command line that reproduces a run."""
+    words = ["python", "-m", "training.evaluate"]
+    if config is None:
+        words += ["--stylizer", stylizer_name]
+    else:
+        words += ["--config", config_label(config)]
+    if name:
+        words += ["--name", name]
+    words += ["--set", set_name]
+    if limit:
+        words += ["--limit", str(limit)]
+    if cleanup:
+        words.append("--cleanup")
+    if device != "cpu":
+        words += ["--device", device]
+    if split_name != "test":
+        words += ["--split", split_name]
+    return shlex.join(words)
 
 
 def _embed(judges, features) -> np.ndarray:
@@ -227,6 +310,8 @@ def write_report(report: dict, artefacts: dict, out_dir: Path) -> None:
     (out_dir / "report.md").write_text(
         f"# {report['stylizer']} on the {report['set']} set ({report['pairs']} pairs)\n\n"
         f"Command: `{report['command']}` ({report['seconds']:.0f} s)\n\n"
+        + (f"Model config: `{report['config']}`. " if report.get("config") else "")
+        + f"Foot-contact cleanup stage: {'on' if report.get('cleanup') else 'off'}.\n\n"
         + summary_table([report])
         + f"\n\nOver all pairs, body-group variants included: SRA {s['sra_all_pairs']:.2f}, CRA {s['cra_all_pairs']:.2f}."
         f" Zero-weight pairs: {s['zero_weight_pairs']}.\n\n| target style | SRA |\n|---|---|\n{per_style}\n"
@@ -288,20 +373,33 @@ def write_summary(reports_dir: Path = REPORTS_DIR) -> Path:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stylizer", choices=STYLIZER_NAMES)
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--stylizer", choices=STYLIZER_NAMES)
+    which.add_argument("--config", type=Path, help="a model config (JSON): evaluate the stylizer it describes")
+    parser.add_argument("--name", help="the report's stylizer name (default: the stylizer's own); reports/<set>/<name>/")
     parser.add_argument("--set", choices=SETS, dest="set_name")
     parser.add_argument("--limit", type=int, help="only the first N pairs (a quick look; not for reports)")
+    parser.add_argument("--cleanup", action="store_true", help="run the product's foot-contact cleanup stage on each output")
+    parser.add_argument("--device", default="cpu", help="device of a model config's stylizer (default cpu)")
+    parser.add_argument(
+        "--split", default="test", choices=("test", "val"), help="val: pairs of the validation split, for tuning"
+    )
     parser.add_argument("--out", type=Path, default=REPORTS_DIR)
     parser.add_argument("--summary", action="store_true", help="rewrite reports/summary.md from the reports")
     args = parser.parse_args(argv)
-    if args.stylizer and args.set_name:
-        report, artefacts = evaluate(args.stylizer, args.set_name, args.limit)
-        write_report(report, artefacts, args.out / args.set_name / args.stylizer)
+    chosen = args.stylizer or args.config
+    if chosen and args.set_name:
+        report, artefacts = evaluate(
+            args.stylizer, args.set_name, args.limit,
+            config=args.config, name=args.name, cleanup=args.cleanup, device=args.device, split_name=args.split,
+        )  # fmt: skip
+        out_dir = args.out / args.set_name / report["stylizer"]
+        write_report(report, artefacts, out_dir)
         print(summary_table([report]))
-        print(f"{report['seconds']:.1f} s; report in {args.out / args.set_name / args.stylizer}")
+        print(f"{report['seconds']:.1f} s; report in {out_dir}")
     elif not args.summary:
-        parser.error("give --stylizer and --set, or --summary")
-    if args.summary or (args.stylizer and args.set_name):
+        parser.error("give --stylizer (or --config) and --set, or --summary")
+    if args.summary or (chosen and args.set_name):
         print(f"summary: {write_summary(args.out)}")
     return 0
 

@@ -416,6 +416,19 @@ class Encoders:
         std = torch.as_tensor(self.stats["std"], device=features.device)
         return make_view((features - mean) / std, self.config.view, self.stats)
 
+    def codes(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Raw (B, T, 134) feature tensor -> dict(content, style, groups) tensors with the erasers
+        applied, differentiable with respect to ``features`` (training losses score a network's
+        output with the frozen encoders through this). The caller sets train/eval mode."""
+        x = self.view(features)
+        s = self.style(x)
+        out = {"content": self.content(x), "style": s["style"], "groups": s["groups"]}
+        for name, eraser in self.erasers.items():
+            mean = torch.as_tensor(eraser["mean"], device=features.device)
+            projection = torch.as_tensor(eraser["projection"], device=features.device)
+            out[name] = out[name] - (out[name] - mean) @ projection.T
+        return out
+
     @torch.no_grad()
     def encode(self, features: np.ndarray, batch_size: int = 256) -> dict[str, np.ndarray]:
         """Raw features (N, T, 134) -> dict(content (N, T // stride, Dc), style (N, Ds), groups (N, 6, Dg)),

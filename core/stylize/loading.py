@@ -3,15 +3,17 @@
 A model config is a JSON object::
 
     {
-      "stylizer": "statistics",            # a name in core.stylize.baselines.STYLIZERS (required)
+      "stylizer": "statistics",            # a name in known_stylizers() (required)
       "weights": "stylizer.safetensors",   # optional: a safetensors file, relative to the JSON's folder
       "description": "...",                # free text, ignored (so is "comment")
       ...                                  # any other key: a setting of the stylizer
     }
 
-``load_stylizer(path)`` turns it into a ready stylizer object. A stylizer class that takes weights
+``load_stylizer(path)`` turns it into a ready stylizer object; ``SHIPPED_CONFIG`` is the shipped one
+(weights/stylizer.json beside the core package), the default of the CLI and the server. A stylizer class that takes weights
 or settings implements ``from_config(settings: dict, tensors: dict[str, np.ndarray] | None,
-device: str)``; one without it takes neither (given weights or a setting, the config is refused),
+device: str, folder: Path)`` (``folder``: the config's own folder, which relative paths in
+settings are resolved against); one without it takes neither (given weights or a setting, the config is refused),
 and is built with no arguments. Weights are read with ``safetensors.numpy`` (never pickle); the
 stylizer moves them to its device itself.
 
@@ -25,9 +27,26 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .baselines import STYLIZERS
+from .baselines import STYLIZERS as BASELINES
 
+SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "weights" / "stylizer.json"
+"""The shipped model config: weights/stylizer.json beside the core package, in the repo and in the
+add-on zip alike; the model of the CLI and the server when neither --config nor --stylizer is given."""
 METADATA_KEYS = ("description", "comment")
+LEARNED = ("diffusion",)  # imported on demand: they need torch, the baselines only numpy
+
+
+def known_stylizers() -> list[str]:
+    return sorted((*BASELINES, *LEARNED))
+
+
+def stylizer_class(name: str):
+    """The class of a known stylizer name (known_stylizers())."""
+    if name == "diffusion":
+        from .diffusion import DiffusionStylizer
+
+        return DiffusionStylizer
+    return BASELINES[name]
 
 
 class ModelConfigError(ValueError):
@@ -36,9 +55,12 @@ class ModelConfigError(ValueError):
 
 def stylizer_by_name(name: str, where: str = "--stylizer"):
     """A stylizer built from its name alone (no weights, no settings); ModelConfigError when unknown."""
-    if name not in STYLIZERS:
-        raise ModelConfigError(f"{where}: unknown stylizer {name!r}; known stylizers: {sorted(STYLIZERS)}")
-    return STYLIZERS[name]()
+    if name not in known_stylizers():
+        raise ModelConfigError(f"{where}: unknown stylizer {name!r}; known stylizers: {known_stylizers()}")
+    cls = stylizer_class(name)
+    if hasattr(cls, "from_config"):
+        raise ModelConfigError(f"{where}: the stylizer {name!r} needs its weights: give a model config instead")
+    return cls()
 
 
 def load_stylizer(path, device: str = "cpu"):
@@ -59,10 +81,10 @@ def load_stylizer(path, device: str = "cpu"):
         raise ModelConfigError(f"model config {path}: must be a JSON object, found {type(config).__name__}")
     name = config.get("stylizer")
     if not isinstance(name, str) or not name:
-        raise ModelConfigError(f"model config {path}: needs a 'stylizer' field naming one of {sorted(STYLIZERS)}")
-    if name not in STYLIZERS:
-        raise ModelConfigError(f"model config {path}: unknown stylizer {name!r}; known stylizers: {sorted(STYLIZERS)}")
-    cls = STYLIZERS[name]
+        raise ModelConfigError(f"model config {path}: needs a 'stylizer' field naming one of {known_stylizers()}")
+    if name not in known_stylizers():
+        raise ModelConfigError(f"model config {path}: unknown stylizer {name!r}; known stylizers: {known_stylizers()}")
+    cls = stylizer_class(name)
     settings = {k: v for k, v in config.items() if k not in ("stylizer", "weights", *METADATA_KEYS)}
     weights = config.get("weights")
     tensors = None
@@ -86,10 +108,10 @@ def load_stylizer(path, device: str = "cpu"):
             )
         return cls()
     try:
-        return cls.from_config(settings, tensors, device)
+        return cls.from_config(settings, tensors, device, path.parent)
     except ModelConfigError:
         raise
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, OSError) as e:
         raise ModelConfigError(
             f"model config {path}: the stylizer {name!r} refused it: {type(e).__name__}: {e}"
         ) from None

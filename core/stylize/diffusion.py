@@ -1,0 +1,197 @@
+"""The learned stylizer (DESIGN §6): the frozen encoders' codes drive a diffusion model.
+
+For a request, E_c codes the content clip (what is done, and when) and E_s codes the content's own
+style and every reference's (global and per body group). DDIM sampling (core.diffusion) starts
+from the content noised to ``start`` of the schedule and runs ``steps`` network calls. Each call
+evaluates the network once with the content's own style codes and once per distinct reference;
+per body group g (feature channels M_g, core.models.denoiser.feature_group_masks) the estimate is
+
+    x0 = x0(content, own style) + sum_g  w_g * guidance * M_g * (x0(content, style of g's reference) - x0(content, own style))
+
+so weight 0 keeps the content's own style, 1 is the full reference style (times ``guidance``, the
+calibrated strength saved in the model config), and above 1 extrapolates away from the content's
+style: classifier-free guidance per group, with the content's own style as the negative.
+
+After sampling:
+- ``keep_path`` (default on): the root keeps the content's heading turns and path direction, its
+  planar speed scaled by one factor (the sampled mean speed over the content's): the style may
+  change the pace, never where the character goes;
+- groups of weight 0 get the content's arrays back bit for bit (as in every stylizer).
+Foot contacts are pinned afterwards by the pipeline's cleanup stage (core.runtime).
+
+Deterministic for a given ``seed`` option.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter1d
+
+from ..diffusion import DDIMSampler, NoiseSchedule
+from ..models.denoiser import GROUP_NAMES, feature_group_masks, load_denoiser
+from ..models.encoders import load_encoders
+from ..motion.motion import Motion
+from ..ops.features import CONTACTS, HEADING_VELOCITY, PLANAR_VELOCITY, features_to_motion, motion_to_features
+from .baselines import StatisticsStylizer, _compose, _Parts, _ratio, _take_group
+from .request import GROUPS, StyleRequest
+
+STYLE_WINDOW = 60  # frames per style window: the length the encoders were trained on
+STYLE_STRIDE = 30
+
+
+def _check_unit(name: str, value, low: float, high: float, integer: bool = False):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"option {name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not (low <= v <= high) or (integer and v != int(v)):
+        kind = "an integer" if integer else "a number"
+        raise ValueError(f"option {name} must be {kind} in [{low:g}, {high:g}], got {value!r}")
+    return int(v) if integer else v
+
+
+def clip_style_codes(encoders, features: np.ndarray) -> dict[str, np.ndarray]:
+    """Global (Ds,) and group (6, Dg) style codes of a whole clip: the mean over its 2 s windows
+    (the length E_s was trained on). Training conditions on exactly these."""
+    frames = len(features)
+    starts = range(0, frames - STYLE_WINDOW + 1, STYLE_STRIDE) if frames >= STYLE_WINDOW else [0]
+    windows = np.stack([features[s : s + STYLE_WINDOW] for s in starts])
+    codes = encoders.encode(windows)
+    return {k: codes[k].mean(0) for k in ("style", "groups")}
+
+
+class DiffusionStylizer:
+    name = "diffusion"
+    SETTINGS = ("denoiser", "encoders", "steps", "start", "guidance", "seed", "keep_path", "smooth")
+
+    def __init__(
+        self, denoiser, meta: dict, encoders, steps=10, start=1.0, guidance=1.0, seed=0, keep_path=True, smooth=0.0
+    ):
+        self.denoiser = denoiser
+        self.encoders = encoders
+        self.meta = meta
+        self.device = next(denoiser.parameters()).device
+        self.schedule = NoiseSchedule(meta["schedule"]["num_steps"])
+        self.mean = torch.tensor(meta["stats"]["mean"], dtype=torch.float32, device=self.device)
+        self.std = torch.tensor(meta["stats"]["std"], dtype=torch.float32, device=self.device)
+        self.masks = torch.from_numpy(feature_group_masks()).to(self.device)
+        self.defaults = {
+            "steps": steps,
+            "start": start,
+            "guidance": guidance,
+            "seed": seed,
+            "keep_path": keep_path,
+            "smooth": smooth,
+        }
+        self._settings(self.defaults)  # validates the config's values
+
+    @classmethod
+    def from_config(cls, settings: dict, tensors, device: str, folder: Path):
+        """Settings: ``denoiser`` and ``encoders`` (checkpoint stems relative to the model config's
+        folder) and the sampling defaults (steps, start, guidance, seed, keep_path)."""
+        unknown = sorted(set(settings) - set(cls.SETTINGS))
+        if unknown:
+            raise ValueError(f"unknown settings {unknown}; the diffusion stylizer takes {list(cls.SETTINGS)}")
+        if tensors is not None:
+            raise ValueError("name the checkpoints in 'denoiser' and 'encoders', not in 'weights'")
+        for key in ("denoiser", "encoders"):
+            if not isinstance(settings.get(key), str):
+                raise TypeError(f"needs '{key}': the checkpoint path stem, relative to the config's folder")
+        encoders_stem = Path(folder) / settings["encoders"]
+        if not encoders_stem.with_name(encoders_stem.name + ".json").is_file():
+            raise ValueError(f"the encoders checkpoint {encoders_stem}.json does not exist")
+        denoiser, meta = load_denoiser(Path(folder) / settings["denoiser"], device)
+        encoders = load_encoders(encoders_stem, device)
+        sampling = {k: v for k, v in settings.items() if k not in ("denoiser", "encoders")}
+        return cls(denoiser, meta, encoders, **sampling)
+
+    def _settings(self, options: dict) -> dict:
+        merged = {**self.defaults, **{k: v for k, v in options.items() if k in self.defaults}}
+        # "device": the server's hint (core.server sets it on every request); the model already
+        # lives on the device it was loaded onto, so it is accepted and ignored
+        unknown = sorted(set(options) - set(self.defaults) - {"device"})
+        if unknown:
+            raise ValueError(f"unknown options {unknown}; the diffusion stylizer takes {sorted(self.defaults)}")
+        keep = merged["keep_path"]
+        if keep not in (0, 1) or isinstance(keep, str):
+            raise ValueError(f"option keep_path must be true or false, got {keep!r}")
+        return {
+            "steps": _check_unit("steps", merged["steps"], 1, self.schedule.num_steps, integer=True),
+            "start": _check_unit("start", merged["start"], 0.01, 1.0),
+            "guidance": _check_unit("guidance", merged["guidance"], 0.0, 10.0),
+            "seed": _check_unit("seed", merged["seed"], 0, 2**31 - 1, integer=True),
+            "keep_path": bool(keep),
+            "smooth": _check_unit("smooth", merged["smooth"], 0.0, 10.0),
+        }
+
+    def _normalise(self, features: np.ndarray) -> torch.Tensor:
+        x = torch.as_tensor(features, dtype=torch.float32, device=self.device)
+        return (x - self.mean) / self.std
+
+    def style_codes(self, features: np.ndarray) -> dict[str, torch.Tensor]:
+        codes = clip_style_codes(self.encoders, features)
+        return {k: torch.from_numpy(v[None]).to(self.device) for k, v in codes.items()}
+
+    @torch.no_grad()
+    def stylize(self, request: StyleRequest) -> Motion:
+        settings = self._settings(request.options)
+        content = request.content
+        styled = [g for g in GROUPS if request.weight(g) > 0]
+        if not styled:
+            return content
+        features, start = motion_to_features(content)
+        content_code = torch.from_numpy(self.encoders.encode(features[None])["content"]).to(self.device)
+
+        # pass 0: the content's own style; then one pass per distinct reference
+        references: list[Motion] = []
+        for g in styled:
+            if not any(request.reference_for(g) is r for r in references):
+                references.append(request.reference_for(g))
+        codes = [self.style_codes(features)] + [self.style_codes(motion_to_features(r)[0]) for r in references]
+        style = torch.cat([c["style"] for c in codes])
+        groups = torch.cat([c["groups"] for c in codes])
+        passes = len(codes)
+        mix = torch.zeros(passes, features.shape[1], device=self.device)  # per-pass channel weights
+        for g, name in enumerate(GROUP_NAMES):
+            if name in styled:
+                r = 1 + next(i for i, m in enumerate(references) if m is request.reference_for(name))
+                mix[r] += request.weight(name) * settings["guidance"] * self.masks[g]
+
+        def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            x0 = self.denoiser(
+                x_t.expand(passes, -1, -1), t.expand(passes), content_code.expand(passes, -1, -1), style, groups
+            )
+            return x0[:1] + (mix[:, None, :] * (x0 - x0[:1])).sum(0, keepdim=True)
+
+        sampler = DDIMSampler(self.schedule, settings["steps"])
+        generator = torch.Generator().manual_seed(settings["seed"])
+        x0 = sampler.sample(denoise, self._normalise(features)[None], settings["start"], generator)
+        out = (x0[0] * self.std + self.mean).double().cpu().numpy()
+        out[:, CONTACTS] = np.clip(out[:, CONTACTS], 0.0, 1.0)
+        if settings["smooth"] > 0:
+            motion = slice(0, CONTACTS.start)
+            out[:, motion] = gaussian_filter1d(out[:, motion], settings["smooth"], axis=0, mode="nearest")
+        if settings["keep_path"]:
+            out = _keep_path(out, features)
+        decoded = _Parts.of(features_to_motion(out, start, content.skeleton))
+        parts = _Parts.of(content)
+        for g in styled:
+            _take_group(parts, decoded, g)
+        return _compose(content, parts, pelvis_changed=bool({"root", "torso"} & set(styled)))
+
+
+def _keep_path(out: np.ndarray, source: np.ndarray) -> np.ndarray:
+    """``out`` with the source's turning and path direction, its planar speed scaled by one factor
+    (the sampled mean speed over the source's)."""
+    out = out.copy()
+    speed_out = np.linalg.norm(out[:, PLANAR_VELOCITY], axis=-1).mean()
+    speed_src = np.linalg.norm(source[:, PLANAR_VELOCITY], axis=-1).mean()
+    # floored and capped as the statistics stylizer's ratios: a source that barely moves (a wave in
+    # place) keeps its small drift instead of having its noise multiplied into a shake
+    scale = float(_ratio(speed_out, speed_src, StatisticsStylizer.SPEED_FLOOR_CM, StatisticsStylizer.MAX_RATIO))
+    out[:, PLANAR_VELOCITY] = source[:, PLANAR_VELOCITY] * scale
+    out[:, HEADING_VELOCITY] = source[:, HEADING_VELOCITY]
+    return out

@@ -1,0 +1,1 @@
+"""Training of the diffusion stylizer (DESIGN §6, issue 7)."""

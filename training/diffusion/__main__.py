@@ -1,0 +1,5 @@
+import sys
+
+from training.diffusion.train import main
+
+sys.exit(main())

@@ -1,0 +1,124 @@
+"""Ablation of the diffusion stylizer's training losses: short runs with one part switched off,
+each evaluated by the harness on the VALIDATION-split cross set (never the test split).
+
+    python -m training.diffusion.ablation [--steps 1200] [--out out/diffusion/ablation]
+    python -m training.diffusion.ablation --sampling    # the shipped weights, one sampling setting changed
+
+Writes ablation.md / ablation.json (or sampling.md / sampling.json) to reports/diffusion/ablation/.
+Short runs rank the parts; their absolute figures sit below the shipped model's (trained longer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from training.contrastive.train import load_config
+from training.data.paths import REPO_ROOT
+from training.diffusion.train import DEFAULT_CONFIG, train
+from training.evaluate import evaluate, summary_table
+from training.ship import MODEL_CONFIG
+
+VARIANTS = {
+    "full": [],
+    "no encoder losses (style = content = 0)": ["loss.style=0.0", "loss.content=0.0"],
+    "no style swap, no content-code noise": ["data.swap_style=0.0", "data.content_noise=0.0"],
+    "no contact, no CCP": ["loss.contact=0.0", "loss.ccp=0.0"],
+}
+SAMPLING = {
+    "shipped settings": {},
+    "no cleanup stage": {"cleanup": False},
+    "keep_path off (root from the model)": {"keep_path": False},
+    "no smoothing (smooth = 0)": {"smooth": 0.0},
+    "guidance 0.75": {"guidance": 0.75},
+    "guidance 1.5": {"guidance": 1.5},
+    "steps 25": {"steps": 25},
+    "start 0.7 (SDEdit from the source)": {"start": 0.7},
+}
+REPORT_DIR = REPO_ROOT / "reports" / "diffusion" / "ablation"
+
+
+def run(steps: int, out: Path, variants: list[str]) -> list[dict]:
+    rows = []
+    for index, name in enumerate(variants):
+        overrides = [*VARIANTS[name], f"train.max_steps={steps}", "train.progress=false"]
+        folder = out / f"variant{index}"
+        if not (folder / "denoiser.json").is_file():
+            train(load_config(DEFAULT_CONFIG, overrides), folder, command="ablation: " + " ".join(overrides))
+        config = {**MODEL_CONFIG, "denoiser": "denoiser", "encoders": str(REPO_ROOT / "weights/encoders/contrastive")}
+        (folder / "stylizer.json").write_text(json.dumps(config, indent=1))
+        report, _ = evaluate(None, "cross", config=folder / "stylizer.json", name=name, cleanup=True, split_name="val")
+        rows.append({"variant": name, "overrides": overrides, "report": report})
+        print(summary_table([report]).splitlines()[-1], flush=True)
+    return rows
+
+
+def run_sampling(out: Path) -> list[dict]:
+    """The shipped denoiser with one sampling or post-processing setting changed per row."""
+    rows = []
+    out.mkdir(parents=True, exist_ok=True)
+    for index, (name, change) in enumerate(SAMPLING.items()):
+        change = dict(change)
+        cleanup = change.pop("cleanup", True)
+        config = {**json.loads((REPO_ROOT / "weights" / "stylizer.json").read_text()), **change}
+        config.update(
+            denoiser=str(REPO_ROOT / "weights/diffusion/denoiser"),
+            encoders=str(REPO_ROOT / "weights/encoders/contrastive"),
+        )
+        path = out / f"sampling{index}.json"
+        path.write_text(json.dumps(config, indent=1))
+        report, _ = evaluate(None, "cross", config=path, name=name, cleanup=cleanup, split_name="val")
+        rows.append({"variant": name, "overrides": [f"{k}={v}" for k, v in SAMPLING[name].items()], "report": report})
+        print(summary_table([report]).splitlines()[-1], flush=True)
+    return rows
+
+
+def write(rows: list[dict], steps: int | None, command: str) -> Path:
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    if steps is None:
+        title, what, stem = "sampling and post-processing", "The shipped weights with one setting changed;", "sampling"
+    else:
+        title, what, stem = (
+            "loss ablation",
+            f"Each variant trains {steps} steps from scratch (the shipped model: 4000);",
+            "ablation",
+        )
+    lines = [
+        f"# Diffusion stylizer: {title}",
+        "",
+        f"Command: `{command}`. {what} the harness runs it on the cross set built from the VALIDATION split",
+        "(`--split val`), with the shipped sampling settings and the cleanup stage unless the row says otherwise.",
+        "",
+        summary_table([r["report"] for r in rows]),
+        "",
+        "| variant | overrides |",
+        "|---|---|",
+        *(f"| {r['variant']} | `{' '.join(r['overrides'])}` |" for r in rows),
+    ]
+    path = REPORT_DIR / f"{stem}.md"
+    path.write_text("\n".join(lines) + "\n")
+    slim = [{"variant": r["variant"], "overrides": r["overrides"], "summary": r["report"]["summary"]} for r in rows]
+    (REPORT_DIR / f"{stem}.json").write_text(json.dumps(slim, indent=1))
+    return path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.diffusion.ablation", description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "diffusion" / "ablation")
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--sampling", action="store_true", help="vary the shipped model's sampling settings instead")
+    args = parser.parse_args(argv)
+    if args.sampling:
+        rows = run_sampling(args.out / "sampling")
+        print(f"wrote {write(rows, None, 'python -m training.diffusion.ablation --sampling')}")
+        return 0
+    rows = run(args.steps, args.out, args.variants)
+    command = "python -m training.diffusion.ablation" + (f" --steps {args.steps}" if args.steps != 1200 else "")
+    print(f"wrote {write(rows, args.steps, command)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,470 @@
+"""Training of the diffusion stylizer's denoiser on the frozen encoders (DESIGN §6, issue 7).
+
+Every step draws two half-batches of 2 s windows from the dataset-2 train split (cells balanced:
+content x style drawn uniformly, then a clip, then a window):
+
+- **reconstruction**: a window is noised to a random step and the denoiser predicts it back from
+  its own E_c content codes and style codes (``loss.diffusion``, x0 MSE). With probability
+  ``data.swap_style`` the style codes come from a window of ANOTHER clip with the same style label
+  and, where one exists, another content (style labels used as extra supervision, stated here): the
+  network has to read the style from the style codes, not from what the content codes leak. The
+  content codes get Gaussian noise (``data.content_noise``) for the same reason.
+- **cross-clip**: content window A (noised to a random step, as sampling does) with the style codes
+  of a reference window B of another style and another content. There is no ground truth, so the
+  output is scored by the frozen encoders and the source: ``style`` (cosine of E_s(output) to B's
+  global and group codes), ``content`` (E_c(output) vs A's codes), ``contact`` (output contact
+  channels vs A's), ``ccp`` (temporal coherence: InfoNCE matching each output frame-to-frame change
+  to A's change at the same time among all times), and ``limits`` (6D channels outside the range of
+  the training data, on both halves).
+
+Reproducible and resumable like the contrastive trainer: every draw of a step comes from
+generators seeded by (seed, step); ``checkpoint.safetensors`` + ``checkpoint.json`` (model, AdamW
+state, step; never pickle) every ``train.checkpoint_every`` steps; ``--resume`` continues. The run
+folder gets config.toml, metrics.csv, losses.png/validation.png, and the exported ``denoiser``
+checkpoint pair (core.models.denoiser.save_denoiser) carrying its config, normalisation, encoders,
+training command, commit and split.
+
+    python -m training.diffusion train --config training/configs/diffusion.toml [--out DIR] [--resume]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import tomllib
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from core.diffusion import DDIMSampler, NoiseSchedule
+from core.models.denoiser import Denoiser, DenoiserConfig, save_denoiser
+from core.models.encoders import load_encoders
+from core.ops.features import CONTACTS, ROTATIONS
+from core.stylize.diffusion import clip_style_codes
+from training.contrastive.train import load_config, step_seed, to_toml
+from training.data.cache import FeatureCache, load_cache
+from training.data.paths import REPO_ROOT
+from training.data.split import SPLIT_FILE, load_split
+
+DEFAULT_CONFIG = REPO_ROOT / "training" / "configs" / "diffusion.toml"
+LOSS_TERMS = ("diffusion", "style", "content", "contact", "ccp", "limits")
+VAL_FIELDS = ("val_recon", "val_style_transfer", "val_style_cos", "val_content_cos")
+METRIC_FIELDS = ("step", "loss", *(f"loss_{t}" for t in LOSS_TERMS), "lr", "seconds", *VAL_FIELDS)
+CHECKPOINT = "checkpoint"
+
+
+class Clips:
+    """One split's dataset-2 clips with their frozen-encoder codes, drawn cell-balanced.
+
+    The codes are computed once, as the stylizer computes them at inference: E_c over the whole
+    clip (a window takes its slice of the code sequence; windows start on code boundaries) and the
+    clip's style codes averaged over its 2 s windows (core.stylize.diffusion.clip_style_codes).
+    """
+
+    def __init__(self, cache: FeatureCache, ids: list[str], window: int, encoders, progress: bool = False):
+        position = {c.id: i for i, c in enumerate(cache.clips)}
+        rows = [position[i] for i in sorted(ids) if cache.clip_features(position[i]).shape[0] >= window]
+        self.features = [np.asarray(cache.clip_features(r), dtype=np.float32) for r in rows]
+        self.style = np.array([cache.clips[r].style for r in rows])
+        self.content = np.array([cache.clips[r].content for r in rows])
+        self.window = window
+        self.stride = encoders.config.content_stride
+        self.content_codes, style, groups = [], [], []
+        for f in tqdm(self.features, desc="encoding clips", unit="clip", disable=not progress):
+            self.content_codes.append(encoders.encode(f[None])["content"][0])
+            codes = clip_style_codes(encoders, f)
+            style.append(codes["style"])
+            groups.append(codes["groups"])
+        self.style_codes, self.group_codes = np.stack(style), np.stack(groups)
+        self.cells: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for i, cell in enumerate(zip(self.content, self.style)):
+            self.cells[cell].append(i)
+        self.cell_keys = sorted(self.cells)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def balanced(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        cells = rng.integers(0, len(self.cell_keys), n)
+        return np.array([rng.choice(self.cells[self.cell_keys[c]]) for c in cells])
+
+    def other(self, rng: np.random.Generator, clip: int, same_style: bool) -> int:
+        """A clip of the same style label and another content (same_style), or of another style and
+        another content; falls back to any other clip of that style / any clip of another style."""
+        style, content = self.style[clip], self.content[clip]
+        if same_style:
+            pick = np.flatnonzero((self.style == style) & (self.content != content))
+            pick = pick if len(pick) else np.flatnonzero(self.style == style)
+        else:
+            pick = np.flatnonzero((self.style != style) & (self.content != content))
+            pick = pick if len(pick) else np.flatnonzero(self.style != style)
+        return int(rng.choice(pick))
+
+    def windows(self, rng: np.random.Generator, clips) -> tuple[np.ndarray, np.ndarray]:
+        """(features (n, window, 134), content codes (n, window // stride, Dc)) of random windows."""
+        steps = self.window // self.stride
+        features = np.empty((len(clips), self.window, self.features[0].shape[1]), np.float32)
+        codes = np.empty((len(clips), steps, self.content_codes[0].shape[1]), np.float32)
+        for k, c in enumerate(clips):
+            last = min(self.features[c].shape[0] - self.window, (len(self.content_codes[c]) - steps) * self.stride)
+            start = self.stride * rng.integers(0, last // self.stride + 1)
+            features[k] = self.features[c][start : start + self.window]
+            codes[k] = self.content_codes[c][start // self.stride : start // self.stride + steps]
+        return features, codes
+
+
+def denoiser_config(config: dict) -> DenoiserConfig:
+    fields = {k: v for k, v in config["model"].items() if k != "schedule_steps"}
+    return DenoiserConfig.from_dict(fields)
+
+
+def _device(config: dict) -> torch.device:
+    wanted = config["device"]
+    if wanted == "auto":
+        wanted = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(wanted)
+
+
+def ccp_loss(output: torch.Tensor, source: torch.Tensor, temperature: float) -> torch.Tensor:
+    """InfoNCE over time: each output frame-to-frame change must match the source's at the same time."""
+    d_out = F.normalize(output[:, 1:] - output[:, :-1], dim=-1)
+    d_src = F.normalize(source[:, 1:] - source[:, :-1], dim=-1)
+    logits = torch.einsum("btc,bsc->bts", d_out, d_src) / temperature
+    target = torch.arange(logits.shape[1], device=logits.device).expand(logits.shape[0], -1)
+    return F.cross_entropy(logits.flatten(0, 1), target.flatten())
+
+
+class Trainer:
+    def __init__(self, config: dict, out: Path, command: str = "", cache: FeatureCache | None = None, log=print):
+        self.config, self.out, self.command, self.log = config, Path(out), command, log
+        torch.manual_seed(config["seed"])
+        torch.set_num_threads(config["threads"])
+        self.device = _device(config)
+        d = config["data"]
+        cache = cache or load_cache(progress=False)
+        split = load_split()
+        dataset2 = {c.id for c in cache.clips if c.dataset == "dataset-2"}
+        train_ids = sorted(c for c in split["train"] if c in dataset2)
+        if d["max_train_clips"]:
+            keep = np.linspace(0, len(train_ids) - 1, d["max_train_clips"]).round().astype(int)
+            train_ids = [train_ids[i] for i in keep]
+        self.encoders = load_encoders(REPO_ROOT / config["encoders"], self.device)
+        for module in (self.encoders.content, self.encoders.style):
+            module.eval().requires_grad_(False)
+        progress = config["train"]["progress"]
+        self.train = Clips(cache, train_ids, d["window"], self.encoders, progress)
+        self.val = Clips(cache, [c for c in split["val"] if c in dataset2], d["window"], self.encoders, progress)
+        self.mean = torch.as_tensor(self.encoders.stats["mean"], device=self.device)
+        self.std = torch.as_tensor(self.encoders.stats["std"], device=self.device)
+        frames = (np.concatenate(self.train.features) - self.encoders.stats["mean"]) / self.encoders.stats["std"]
+        self.low = torch.as_tensor(frames.min(0), device=self.device)
+        self.high = torch.as_tensor(frames.max(0), device=self.device)
+        self.schedule = NoiseSchedule(config["model"]["schedule_steps"])
+        self.model = Denoiser(denoiser_config(config), self.schedule.num_steps).to(self.device)
+        t = config["train"]
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
+        self.step, self.seconds = 0, 0.0
+        self.content_std = float(np.concatenate(self.train.content_codes).std())
+
+    def normalise(self, raw: np.ndarray) -> torch.Tensor:
+        return (torch.from_numpy(raw).to(self.device) - self.mean) / self.std
+
+    def raw(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.std + self.mean
+
+    def lr_at(self, step: int) -> float:
+        t = self.config["train"]
+        warm = min(1.0, (step + 1) / max(1, t["warmup_steps"]))
+        progress = step / max(1, t["max_steps"])
+        return t["lr"] * warm * 0.5 * (1 + np.cos(np.pi * progress))
+
+    def batch(self, step: int) -> dict[str, np.ndarray]:
+        """The step's draw: reconstruction windows x (content codes, style codes of the clip itself
+        or of a same-style clip) and cross-clip windows a with the style codes of a reference clip."""
+        rng = np.random.default_rng(step_seed(self.config["seed"], step))
+        n, data = self.config["train"]["batch_size"], self.train
+        clips = data.balanced(rng, n)
+        swap = rng.random(n) < self.config["data"]["swap_style"]
+        style_clips = [data.other(rng, c, same_style=True) if s else c for c, s in zip(clips, swap)]
+        sources = data.balanced(rng, max(1, n // 2))
+        references = [data.other(rng, c, same_style=False) for c in sources]
+        x, x_content = data.windows(rng, clips)
+        a, a_content = data.windows(rng, sources)
+        styles = np.concatenate([style_clips, references])
+        return {
+            "x": x,
+            "a": a,
+            "content": np.concatenate([x_content, a_content]),
+            "style": data.style_codes[styles],
+            "groups": data.group_codes[styles],
+        }
+
+    def losses(self, batch: dict[str, np.ndarray], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        w = self.config["loss"]
+        n = batch["x"].shape[0]
+        steps = self.schedule.num_steps
+        x, a = self.normalise(batch["x"]), self.normalise(batch["a"])
+        style, groups = (torch.from_numpy(batch[k]).to(self.device) for k in ("style", "groups"))
+        content = torch.from_numpy(batch["content"]).to(self.device)
+        noise_scale = self.config["data"]["content_noise"] * self.content_std
+        content = content + noise_scale * torch.randn(content.shape, generator=generator).to(self.device)
+        clean = torch.cat([x, a])
+        t = torch.randint(0, steps, (len(clean),), generator=generator).to(self.device)
+        noise = torch.randn(clean.shape, generator=generator).to(self.device)
+        x0 = self.model(self.schedule.add_noise(clean, noise, t), t, content, style, groups)
+        rec, cross = x0[:n], x0[n:]
+        out = {"diffusion": F.mse_loss(rec, x)}
+        rot = slice(ROTATIONS.start, ROTATIONS.stop)
+        out["limits"] = (F.relu(x0[..., rot] - self.high[rot]) + F.relu(self.low[rot] - x0[..., rot])).square().mean()
+        zero = x0.new_zeros(())
+        if w["style"] or w["content"]:
+            codes = self.encoders.codes(self.raw(cross))
+            with torch.no_grad():
+                source_content = self.encoders.codes(torch.from_numpy(batch["a"]).to(self.device))["content"]
+            style_loss = 1 - F.cosine_similarity(codes["style"], style[n:], dim=-1).mean()
+            group_loss = 1 - F.cosine_similarity(codes["groups"], groups[n:], dim=-1).mean()
+            out["style"] = 0.5 * (style_loss + group_loss)
+            out["content"] = F.mse_loss(codes["content"], source_content) / self.content_std**2
+        else:
+            out["style"] = out["content"] = zero
+        out["contact"] = F.mse_loss(cross[..., CONTACTS], a[..., CONTACTS]) if w["contact"] else zero
+        out["ccp"] = ccp_loss(cross[..., rot], a[..., rot], w["ccp_temperature"]) if w["ccp"] else zero
+        out["loss"] = sum(w[k] * out[k] for k in LOSS_TERMS)
+        return out
+
+    def train_step(self) -> dict[str, float]:
+        self.model.train()
+        lr = self.lr_at(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        generator = torch.Generator().manual_seed(step_seed(self.config["seed"], self.step, 1))
+        values = self.losses(self.batch(self.step), generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        values["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config["train"]["grad_clip"])
+        self.optimizer.step()
+        self.step += 1
+        named = {(k if k == "loss" else f"loss_{k}"): float(v.detach()) for k, v in values.items()}
+        return {**named, "lr": lr}
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """On fixed val-split cross-clip pairs, sampled as the product samples (DDIM from noise):
+        share of outputs whose E_s code is nearer the reference's than the source's, the mean cosines,
+        and the x0 reconstruction error of the val windows at a mid noise level."""
+        self.model.eval()
+        v = self.config["val"]
+        rng = np.random.default_rng([self.config["seed"], 12345])
+        sources = self.val.balanced(rng, v["pairs"])
+        references = [self.val.other(rng, c, same_style=False) for c in sources]
+        a_raw, a_content = self.val.windows(rng, sources)
+        a = self.normalise(a_raw)
+        codes_a = self.encoders.codes(torch.from_numpy(a_raw).to(self.device))
+        style_b = torch.from_numpy(self.val.style_codes[references]).to(self.device)
+        groups_b = torch.from_numpy(self.val.group_codes[references]).to(self.device)
+        content = torch.from_numpy(a_content).to(self.device)
+        sampler = DDIMSampler(self.schedule, v["steps"])
+        generator = torch.Generator().manual_seed(0)
+
+        def denoise(x_t, t):
+            return self.model(x_t, t, content, style_b, groups_b)
+
+        out = self.encoders.codes(self.raw(sampler.sample(denoise, a, 1.0, generator)))
+        style_a = torch.from_numpy(self.val.style_codes[sources]).to(self.device)
+        groups_a = torch.from_numpy(self.val.group_codes[sources]).to(self.device)
+        to_b = F.cosine_similarity(out["style"], style_b, dim=-1)
+        to_a = F.cosine_similarity(out["style"], style_a, dim=-1)
+        t = torch.full((len(a),), self.schedule.num_steps // 2, dtype=torch.long)
+        noisy = self.schedule.add_noise(a, torch.randn(a.shape, generator=generator), t)
+        rec = self.model(noisy, t, content, style_a, groups_a)
+        return {
+            "val_recon": float(F.mse_loss(rec, a)),
+            "val_style_transfer": float((to_b > to_a).float().mean()),
+            "val_style_cos": float(to_b.mean()),
+            "val_content_cos": float(F.cosine_similarity(out["content"], codes_a["content"], dim=-1).mean()),
+        }
+
+    # ---- checkpoints
+    def save_checkpoint(self) -> None:
+        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        for index, state in self.optimizer.state_dict()["state"].items():
+            for name, value in state.items():
+                tensors[f"optim.{index}.{name}"] = torch.as_tensor(value).detach().cpu().clone().contiguous()
+        partial = self.out / f"{CHECKPOINT}.safetensors.partial"
+        save_file(tensors, partial)
+        os.replace(partial, self.out / f"{CHECKPOINT}.safetensors")
+        meta = {"step": self.step, "seconds": self.seconds, "config": self.config}
+        (self.out / f"{CHECKPOINT}.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+    def load_checkpoint(self) -> None:
+        meta = json.loads((self.out / f"{CHECKPOINT}.json").read_text())
+        tensors = load_file(self.out / f"{CHECKPOINT}.safetensors")
+        self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        state: dict = {}
+        for name, value in tensors.items():
+            if name.startswith("optim."):
+                _, index, key = name.split(".", 2)
+                state.setdefault(int(index), {})[key] = value
+        groups = self.optimizer.state_dict()["param_groups"]
+        self.optimizer.load_state_dict({"state": state, "param_groups": groups})
+        self.step, self.seconds = meta["step"], meta["seconds"]
+
+    def run(self, resume: bool = False, stop_after: int | None = None) -> Path:
+        t = self.config["train"]
+        self.out.mkdir(parents=True, exist_ok=True)
+        metrics = self.out / "metrics.csv"
+        rows: list[dict] = []
+        if resume:
+            self.load_checkpoint()
+            if metrics.is_file():
+                with metrics.open() as f:
+                    rows = [r for r in csv.DictReader(f) if int(r["step"]) <= self.step]
+        else:
+            (self.out / "config.toml").write_text(to_toml(self.config))
+        with metrics.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+            writer.writeheader()
+            writer.writerows(rows)
+        end = t["max_steps"] if stop_after is None else min(t["max_steps"], stop_after)
+        sums: dict[str, float] = defaultdict(float)
+        count = 0
+        bar = tqdm(total=end, initial=self.step, desc="diffusion", unit="step", disable=not t["progress"])
+        started = time.perf_counter() - self.seconds
+        while self.step < end:
+            values = self.train_step()
+            for key, value in values.items():
+                sums[key] += value
+            count += 1
+            self.seconds = time.perf_counter() - started
+            bar.update(1)
+            bar.set_postfix(loss=f"{values['loss']:.3f}")
+            if self.step % t["log_every"] == 0 or self.step == t["max_steps"]:
+                row = {"step": self.step, **{k: v / count for k, v in sums.items()}, "seconds": self.seconds}
+                row["lr"] = values["lr"]
+                if self.step % t["val_every"] == 0 or self.step == t["max_steps"]:
+                    row.update(self.validate())
+                    self.log(f"step {self.step}: " + ", ".join(f"{k} {row[k]:.3f}" for k in VAL_FIELDS))
+                sums, count = defaultdict(float), 0
+                with metrics.open("a", newline="") as f:
+                    csv.DictWriter(f, fieldnames=METRIC_FIELDS).writerow(
+                        {
+                            k: (f"{row[k]:.6g}" if isinstance(row.get(k), float) else row.get(k, ""))
+                            for k in METRIC_FIELDS
+                        }
+                    )
+            if self.step % t["checkpoint_every"] == 0 or self.step == end:
+                self.save_checkpoint()
+        bar.close()
+        if self.step >= t["max_steps"]:
+            self.export()
+            plot_metrics(metrics, self.out)
+        return self.out
+
+    def export(self) -> Path:
+        from training.judges.train import _file_sha256, git_commit
+
+        training = {
+            "command": self.command,
+            "git_commit": git_commit(),
+            "config": self.config,
+            "encoders": self.config["encoders"],
+            "supervised_style_swap": self.config["data"]["swap_style"] > 0,
+            "steps": self.step,
+            "train_seconds": round(self.seconds, 1),
+            "split_file": SPLIT_FILE.relative_to(REPO_ROOT).as_posix(),
+            "split_sha256": _file_sha256(SPLIT_FILE),
+            "train_clips": len(self.train),
+            "normalisation": "the encoders' (every frame of the training clips)",
+            "torch": torch.__version__,
+        }
+        save_denoiser(self.out / "denoiser", self.model, self.encoders.stats, {"training": training})
+        return self.out / "denoiser"
+
+
+def read_metrics(path: Path) -> list[dict]:
+    with Path(path).open() as f:
+        return [
+            {k: (float(v) if v not in ("", None) else float("nan")) for k, v in r.items()} for r in csv.DictReader(f)
+        ]
+
+
+def plot_metrics(path: Path, out: Path) -> list[Path]:
+    """losses.png (every loss term) and validation.png (the val-pair figures) against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(path)
+    if not rows:
+        return []
+    steps = np.array([r["step"] for r in rows])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name in ("loss", *(f"loss_{t}" for t in LOSS_TERMS)):
+        values = np.array([r[name] for r in rows])
+        if np.isfinite(values).any() and np.nanmax(np.abs(values)) > 0:
+            ax.plot(steps, values, label=name)
+    ax.set(xlabel="step", ylabel="loss", title="diffusion training losses", yscale="log")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "losses.png", dpi=100)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name in VAL_FIELDS:
+        values = np.array([r[name] for r in rows])
+        keep = np.isfinite(values)
+        if keep.any():
+            ax.plot(steps[keep], values[keep], marker="o", label=name)
+    ax.set(xlabel="step", title="validation (val-split cross-clip pairs)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "validation.png", dpi=100)
+    plt.close(fig)
+    return [out / "losses.png", out / "validation.png"]
+
+
+def train(
+    config: dict, out: Path, resume: bool = False, stop_after: int | None = None, command: str = "", cache=None
+) -> Path:
+    out = Path(out)
+    if resume:
+        saved = tomllib.loads((out / "config.toml").read_text())
+        if saved != config:
+            raise ValueError(f"--resume: the config differs from the run's {out / 'config.toml'}")
+    threads = torch.get_num_threads()
+    try:
+        return Trainer(config, out, command=command, cache=cache).run(resume=resume, stop_after=stop_after)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.diffusion", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train the denoiser on the frozen encoders")
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    p.add_argument("--out", type=Path, default=None, help="run folder (default out/diffusion/<name>)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--smoke", action="store_true", help="merge the config's [smoke] table (a tiny run)")
+    p.add_argument("--stop-after", type=int, default=None, help="stop (with a checkpoint) after this step")
+    args = parser.parse_args(argv)
+    command = " ".join(["python -m training.diffusion", *(argv if argv is not None else sys.argv[1:])])
+    if args.resume and args.out is None:
+        parser.error("--resume needs --out")
+    if args.resume and (args.out / "config.toml").is_file() and args.config == DEFAULT_CONFIG and not args.overrides:
+        config = tomllib.loads((args.out / "config.toml").read_text())
+    else:
+        config = load_config(args.config, args.overrides, smoke=args.smoke)
+    out = args.out or REPO_ROOT / "out" / "diffusion" / config["name"]
+    train(config, out, resume=args.resume, stop_after=args.stop_after, command=command)
+    return 0

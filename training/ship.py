@@ -1,0 +1,143 @@
+"""The one command that trains the shipped model from scratch (issue 7):
+
+    python -m training.ship [--out out/ship] [--install]
+
+Stages, each a documented command of its own, run in this process in order:
+  1. contrastive encoders  python -m training.contrastive train --config training/configs/contrastive.toml
+  2. leakage erasers       python -m training.contrastive erase
+  3. diffusion denoiser    python -m training.diffusion train --config training/configs/diffusion.toml
+                           (on the encoders of stage 2)
+A stage whose output exists is skipped, and a training stage cut short resumes from its checkpoint,
+so rerunning the command after an interruption finishes the job. ``ship.log`` in the run folder
+records every stage's command and wall time. ``--install`` then copies the weights into weights/
+(encoders/contrastive.*, diffusion/denoiser.*), writes weights/stylizer.json, and copies the
+training logs and curves to reports/diffusion/training/. Evaluating the installed model is its own
+command (README: "Evaluate").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+from training.data.paths import REPO_ROOT
+
+WEIGHTS = REPO_ROOT / "weights"
+REPORTS = REPO_ROOT / "reports" / "diffusion" / "training"
+LICENSE = "CC BY-NC 4.0: trained on the Bandai Namco Research Motion Dataset (non-commercial use only)"
+MODEL_CONFIG = {
+    "stylizer": "diffusion",
+    "description": "The learned stylizer (core/stylize/diffusion.py): the frozen contrastive encoders' codes drive "
+    "a DDIM-sampled diffusion denoiser. Trained by `python -m training.ship --install`. "
+    "Weights licence: " + LICENSE,
+    "denoiser": "diffusion/denoiser",
+    "encoders": "encoders/contrastive",
+    "steps": 10,
+    "start": 1.0,
+    "guidance": 1.0,
+    "seed": 0,
+    "keep_path": True,
+    "smooth": 1.0,
+}
+
+
+def _stages(out: Path) -> list[tuple[str, Path, list[str], str]]:
+    """(name, output that marks it done, argv, module) of every stage."""
+    encoders = out / "encoders" / "contrastive"
+    return [
+        (
+            "contrastive",
+            out / "contrastive" / "encoders.json",
+            ["train", "--config", "training/configs/contrastive.toml", "--out", str(out / "contrastive")],
+            "training.contrastive.train",
+        ),
+        (
+            "erase",
+            encoders.with_suffix(".json"),
+            ["erase", "--encoders", str(out / "contrastive" / "encoders"), "--out", str(encoders)],
+            "training.contrastive.train",
+        ),
+        (
+            "diffusion",
+            out / "diffusion" / "denoiser.json",
+            [
+                "train",
+                "--config",
+                "training/configs/diffusion.toml",
+                "--out",
+                str(out / "diffusion"),
+                "--set",
+                f'encoders="{encoders}"',
+            ],
+            "training.diffusion.train",
+        ),
+    ]
+
+
+def run(out: Path) -> None:
+    import importlib
+
+    out.mkdir(parents=True, exist_ok=True)
+    log = out / "ship.log"
+    for name, done, argv, module in _stages(out):
+        if done.is_file():
+            print(f"[ship] {name}: done already ({done})")
+            continue
+        folder = Path(argv[argv.index("--out") + 1]) if name != "erase" else None
+        if folder is not None and (folder / "checkpoint.json").is_file():
+            argv = [*argv, "--resume"]
+        command = f"python -m {module.rsplit('.', 1)[0]} " + " ".join(argv)
+        print(f"[ship] {name}: {command}", flush=True)
+        started = time.perf_counter()
+        importlib.import_module(module).main(argv)
+        seconds = time.perf_counter() - started
+        with log.open("a") as f:
+            f.write(json.dumps({"stage": name, "command": command, "seconds": round(seconds, 1)}) + "\n")
+        print(f"[ship] {name}: {seconds / 60:.1f} min", flush=True)
+
+
+def install(out: Path) -> None:
+    """Copy the run's weights, config and training records into weights/ and reports/."""
+    (WEIGHTS / "encoders").mkdir(parents=True, exist_ok=True)
+    (WEIGHTS / "diffusion").mkdir(parents=True, exist_ok=True)
+    for suffix in (".safetensors", ".json"):
+        shutil.copyfile(out / "encoders" / f"contrastive{suffix}", WEIGHTS / "encoders" / f"contrastive{suffix}")
+        shutil.copyfile(out / "diffusion" / f"denoiser{suffix}", WEIGHTS / "diffusion" / f"denoiser{suffix}")
+    meta_path = WEIGHTS / "diffusion" / "denoiser.json"
+    meta = json.loads(meta_path.read_text())
+    meta["license"] = LICENSE
+    meta_path.write_text(json.dumps(meta, indent=1))
+    (WEIGHTS / "stylizer.json").write_text(json.dumps(MODEL_CONFIG, indent=2) + "\n")
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    for src in (
+        "ship.log",
+        "diffusion/metrics.csv",
+        "diffusion/losses.png",
+        "diffusion/validation.png",
+        "diffusion/config.toml",
+        "contrastive/metrics.csv",
+        "contrastive/losses.png",
+        "contrastive/validation.png",
+    ):
+        path = out / src
+        if path.is_file():
+            shutil.copyfile(path, REPORTS / src.replace("/", "_"))
+    print(f"[ship] installed into {WEIGHTS} and {REPORTS}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.ship", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "ship", help="run folder")
+    parser.add_argument("--install", action="store_true", help="copy the result into weights/ and reports/")
+    args = parser.parse_args(argv)
+    run(args.out)
+    if args.install:
+        install(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
