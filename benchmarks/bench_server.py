@@ -29,6 +29,7 @@ from core import protocol as P
 from core.io.bvh import read_bvh
 from core.retarget.matching import rig_for_skeleton
 from core.runtime import RigMotion, stylize_rig_motion
+from core.stylize.loading import SHIPPED_CONFIG, load_stylizer
 from training.data.paths import REPO_ROOT, bandai_root
 
 sys.path.insert(0, str(REPO_ROOT / "blender_addon"))  # client/job as plain modules (no bpy package)
@@ -85,8 +86,10 @@ def measure(args) -> list[tuple[str, float, str, float]]:
         assert job.wait(0.001, timeout=120) == J.DONE, job.describe_error()
         return job.result
 
+    shipped = load_stylizer(SHIPPED_CONFIG)  # what the server runs by default
+
     def library():
-        return stylize_rig_motion(content, style, weights=WEIGHTS)
+        return stylize_rig_motion(content, style, weights=WEIGHTS, stylizer=shipped)
 
     with client:
         client.start()

@@ -46,7 +46,10 @@ MODEL_CONFIG = {
 
 def _stages(out: Path) -> list[tuple[str, Path, list[str], str]]:
     """(name, output that marks it done, argv, module) of every stage."""
+    out = Path(out).resolve()
     encoders = out / "encoders" / "contrastive"
+    # the denoiser's JSON records this path: repo-relative when the run folder is in the repo
+    encoders_arg = encoders.relative_to(REPO_ROOT) if encoders.is_relative_to(REPO_ROOT) else encoders
     return [
         (
             "contrastive",
@@ -70,7 +73,7 @@ def _stages(out: Path) -> list[tuple[str, Path, list[str], str]]:
                 "--out",
                 str(out / "diffusion"),
                 "--set",
-                f'encoders="{encoders}"',
+                f'encoders="{encoders_arg}"',
             ],
             "training.diffusion.train",
         ),
@@ -80,6 +83,7 @@ def _stages(out: Path) -> list[tuple[str, Path, list[str], str]]:
 def run(out: Path) -> None:
     import importlib
 
+    out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     log = out / "ship.log"
     for name, done, argv, module in _stages(out):

@@ -6,16 +6,25 @@ from the content noised to ``start`` of the schedule and runs ``steps`` network 
 evaluates the network once with the content's own style codes and once per distinct reference;
 per body group g (feature channels M_g, core.models.denoiser.feature_group_masks) the estimate is
 
-    x0 = x0(content, own style) + sum_g  w_g * guidance * M_g * (x0(content, style of g's reference) - x0(content, own style))
+    x0 = x0(own) + sum_g w_g * guidance * M_g * (x0(style of g's reference) - x0(own))
+
+(all estimates conditioned on the content codes; "own" = the content's own style codes)
 
 so weight 0 keeps the content's own style, 1 is the full reference style (times ``guidance``, the
 calibrated strength saved in the model config), and above 1 extrapolates away from the content's
 style: classifier-free guidance per group, with the content's own style as the negative.
 
+With ``residual`` (default off) the result is the content itself plus the final style change
+(the mixed estimate minus the own-style one): closer to the source instance (contacts, skate, a
+group styled by its own clip stays within ~0.05 rad) at the price of weaker style on this model;
+reports/diffusion/ablation/sampling.md measures both.
+
 After sampling:
+- ``smooth``: a Gaussian low-pass of that many frames (sigma) on the motion channels: the x0
+  estimates carry frame-to-frame noise that the jitter measure sees;
 - ``keep_path`` (default on): the root keeps the content's heading turns and path direction, its
-  planar speed scaled by one factor (the sampled mean speed over the content's): the style may
-  change the pace, never where the character goes;
+  planar speed scaled by one factor (the sampled mean speed over the content's, floored and capped
+  as the statistics stylizer's ratios): the style may change the pace, never where the character goes;
 - groups of weight 0 get the content's arrays back bit for bit (as in every stylizer).
 Foot contacts are pinned afterwards by the pipeline's cleanup stage (core.runtime).
 
@@ -65,10 +74,20 @@ def clip_style_codes(encoders, features: np.ndarray) -> dict[str, np.ndarray]:
 
 class DiffusionStylizer:
     name = "diffusion"
-    SETTINGS = ("denoiser", "encoders", "steps", "start", "guidance", "seed", "keep_path", "smooth")
+    SETTINGS = ("denoiser", "encoders", "steps", "start", "guidance", "seed", "keep_path", "smooth", "residual")
 
     def __init__(
-        self, denoiser, meta: dict, encoders, steps=10, start=1.0, guidance=1.0, seed=0, keep_path=True, smooth=0.0
+        self,
+        denoiser,
+        meta: dict,
+        encoders,
+        steps=10,
+        start=1.0,
+        guidance=1.0,
+        seed=0,
+        keep_path=True,
+        smooth=0.0,
+        residual=False,
     ):
         self.denoiser = denoiser
         self.encoders = encoders
@@ -85,6 +104,7 @@ class DiffusionStylizer:
             "seed": seed,
             "keep_path": keep_path,
             "smooth": smooth,
+            "residual": residual,
         }
         self._settings(self.defaults)  # validates the config's values
 
@@ -115,15 +135,16 @@ class DiffusionStylizer:
         unknown = sorted(set(options) - set(self.defaults) - {"device"})
         if unknown:
             raise ValueError(f"unknown options {unknown}; the diffusion stylizer takes {sorted(self.defaults)}")
-        keep = merged["keep_path"]
-        if keep not in (0, 1) or isinstance(keep, str):
-            raise ValueError(f"option keep_path must be true or false, got {keep!r}")
+        for flag in ("keep_path", "residual"):
+            if merged[flag] not in (0, 1) or isinstance(merged[flag], str):
+                raise ValueError(f"option {flag} must be true or false, got {merged[flag]!r}")
         return {
             "steps": _check_unit("steps", merged["steps"], 1, self.schedule.num_steps, integer=True),
             "start": _check_unit("start", merged["start"], 0.01, 1.0),
             "guidance": _check_unit("guidance", merged["guidance"], 0.0, 10.0),
             "seed": _check_unit("seed", merged["seed"], 0, 2**31 - 1, integer=True),
-            "keep_path": bool(keep),
+            "keep_path": bool(merged["keep_path"]),
+            "residual": bool(merged["residual"]),
             "smooth": _check_unit("smooth", merged["smooth"], 0.0, 10.0),
         }
 
@@ -160,15 +181,21 @@ class DiffusionStylizer:
                 r = 1 + next(i for i, m in enumerate(references) if m is request.reference_for(name))
                 mix[r] += request.weight(name) * settings["guidance"] * self.masks[g]
 
+        source = self._normalise(features)[None]
+        change = {}
+
         def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             x0 = self.denoiser(
                 x_t.expand(passes, -1, -1), t.expand(passes), content_code.expand(passes, -1, -1), style, groups
             )
-            return x0[:1] + (mix[:, None, :] * (x0 - x0[:1])).sum(0, keepdim=True)
+            change["style"] = (mix[:, None, :] * (x0 - x0[:1])).sum(0, keepdim=True)
+            return x0[:1] + change["style"]
 
         sampler = DDIMSampler(self.schedule, settings["steps"])
         generator = torch.Generator().manual_seed(settings["seed"])
-        x0 = sampler.sample(denoise, self._normalise(features)[None], settings["start"], generator)
+        x0 = sampler.sample(denoise, source, settings["start"], generator)
+        if settings["residual"]:
+            x0 = source + change["style"]
         out = (x0[0] * self.std + self.mean).double().cpu().numpy()
         out[:, CONTACTS] = np.clip(out[:, CONTACTS], 0.0, 1.0)
         if settings["smooth"] > 0:

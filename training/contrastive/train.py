@@ -93,6 +93,7 @@ from training.data.paths import REPO_ROOT
 from training.data.split import SPLIT_FILE, load_split
 from training.data.windows import WindowSampler
 from training.evaluation.probes import knn_accuracy
+from training.runs import add_train_arguments, check_resume, run_config
 
 CONFIG_DIR = REPO_ROOT / "training" / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "contrastive.toml"
@@ -757,9 +758,7 @@ def train(
     given one."""
     out = Path(out)
     if resume:
-        saved = tomllib.loads((out / "config.toml").read_text())
-        if saved != config:
-            raise ValueError(f"--resume: the config differs from the run's {out / 'config.toml'}")
+        check_resume(config, out)
     threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     try:
         return Trainer(config, out, command=command, cache=cache).run(resume=resume, stop_after=stop_after)
@@ -772,12 +771,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.contrastive", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train the content and style encoders")
-    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    p.add_argument("--out", type=Path, default=None, help="run folder (default out/contrastive/<name>)")
-    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--smoke", action="store_true", help="merge the config's [smoke] table (a tiny run)")
-    p.add_argument("--stop-after", type=int, default=None, help="stop (with a checkpoint) after this step")
+    add_train_arguments(p, DEFAULT_CONFIG, "contrastive")
     e = sub.add_parser("erase", help="fit the leakage erasers of trained encoders (training/contrastive/erase.py)")
     e.add_argument("--encoders", required=True, help="exported encoders (path stem)")
     e.add_argument("--out", required=True, help="where to write the encoders with their erasers (path stem)")
@@ -790,12 +784,7 @@ def main(argv=None) -> int:
 
         run(args.encoders, args.out, args.window, args.stride, command)
         return 0
-    if args.resume and args.out is None:
-        parser.error("--resume needs --out")
-    if args.resume and (args.out / "config.toml").is_file() and args.config == DEFAULT_CONFIG and not args.overrides:
-        config = tomllib.loads((args.out / "config.toml").read_text())
-    else:
-        config = load_config(args.config, args.overrides, smoke=args.smoke)
+    config = run_config(parser, args, DEFAULT_CONFIG)
     out = args.out or REPO_ROOT / "out" / "contrastive" / config["name"]
     train(config, out, resume=args.resume, stop_after=args.stop_after, command=command)
     if world()[0] == 0:

@@ -20,21 +20,28 @@ from training.diffusion.train import DEFAULT_CONFIG, train
 from training.evaluate import evaluate, summary_table
 from training.ship import MODEL_CONFIG
 
+ENCODER_LOSSES = ["loss.style=1.0", "loss.content=1.0"]
 VARIANTS = {
-    "full": [],
-    "no encoder losses (style = content = 0)": ["loss.style=0.0", "loss.content=0.0"],
-    "no style swap, no content-code noise": ["data.swap_style=0.0", "data.content_noise=0.0"],
-    "no contact, no CCP": ["loss.contact=0.0", "loss.ccp=0.0"],
+    "encoder losses on (style = content = 1)": ENCODER_LOSSES,
+    "shipped config (encoder losses off)": [],
+    "encoder losses on, no style swap, no content-code noise": [
+        *ENCODER_LOSSES,
+        "data.swap_style=0.0",
+        "data.content_noise=0.0",
+    ],
+    "encoder losses on, no contact, no CCP": [*ENCODER_LOSSES, "loss.contact=0.0", "loss.ccp=0.0"],
 }
 SAMPLING = {
     "shipped settings": {},
     "no cleanup stage": {"cleanup": False},
     "keep_path off (root from the model)": {"keep_path": False},
     "no smoothing (smooth = 0)": {"smooth": 0.0},
+    "smooth 0.5": {"smooth": 0.5},
     "guidance 0.75": {"guidance": 0.75},
     "guidance 1.5": {"guidance": 1.5},
     "steps 25": {"steps": 25},
     "start 0.7 (SDEdit from the source)": {"start": 0.7},
+    "residual (source + the sampled style change)": {"residual": True},
 }
 REPORT_DIR = REPO_ROOT / "reports" / "diffusion" / "ablation"
 
@@ -81,7 +88,7 @@ def write(rows: list[dict], steps: int | None, command: str) -> Path:
     else:
         title, what, stem = (
             "loss ablation",
-            f"Each variant trains {steps} steps from scratch (the shipped model: 4000);",
+            f"Each variant trains {steps} steps from scratch;",
             "ablation",
         )
     lines = [

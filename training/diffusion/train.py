@@ -39,7 +39,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import tomllib
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
@@ -50,10 +49,11 @@ from core.models.denoiser import Denoiser, DenoiserConfig, save_denoiser
 from core.models.encoders import load_encoders
 from core.ops.features import CONTACTS, ROTATIONS
 from core.stylize.diffusion import clip_style_codes
-from training.contrastive.train import load_config, step_seed, to_toml
+from training.contrastive.train import step_seed, to_toml
 from training.data.cache import FeatureCache, load_cache
 from training.data.paths import REPO_ROOT
 from training.data.split import SPLIT_FILE, load_split
+from training.runs import add_train_arguments, check_resume, run_config
 
 DEFAULT_CONFIG = REPO_ROOT / "training" / "configs" / "diffusion.toml"
 LOSS_TERMS = ("diffusion", "style", "content", "contact", "ccp", "limits")
@@ -122,6 +122,13 @@ class Clips:
         return features, codes
 
 
+def _spread(ids: list[str], limit: int) -> list[str]:
+    """``limit`` ids spread evenly over the sorted list (0 = all): small runs keep every cell."""
+    if not limit or limit >= len(ids):
+        return ids
+    return [ids[i] for i in np.linspace(0, len(ids) - 1, limit).round().astype(int)]
+
+
 def denoiser_config(config: dict) -> DenoiserConfig:
     fields = {k: v for k, v in config["model"].items() if k != "schedule_steps"}
     return DenoiserConfig.from_dict(fields)
@@ -153,16 +160,14 @@ class Trainer:
         cache = cache or load_cache(progress=False)
         split = load_split()
         dataset2 = {c.id for c in cache.clips if c.dataset == "dataset-2"}
-        train_ids = sorted(c for c in split["train"] if c in dataset2)
-        if d["max_train_clips"]:
-            keep = np.linspace(0, len(train_ids) - 1, d["max_train_clips"]).round().astype(int)
-            train_ids = [train_ids[i] for i in keep]
+        train_ids = _spread(sorted(c for c in split["train"] if c in dataset2), d["max_train_clips"])
+        val_ids = _spread(sorted(c for c in split["val"] if c in dataset2), d["max_val_clips"])
         self.encoders = load_encoders(REPO_ROOT / config["encoders"], self.device)
         for module in (self.encoders.content, self.encoders.style):
             module.eval().requires_grad_(False)
         progress = config["train"]["progress"]
         self.train = Clips(cache, train_ids, d["window"], self.encoders, progress)
-        self.val = Clips(cache, [c for c in split["val"] if c in dataset2], d["window"], self.encoders, progress)
+        self.val = Clips(cache, val_ids, d["window"], self.encoders, progress)
         self.mean = torch.as_tensor(self.encoders.stats["mean"], device=self.device)
         self.std = torch.as_tensor(self.encoders.stats["std"], device=self.device)
         frames = (np.concatenate(self.train.features) - self.encoders.stats["mean"]) / self.encoders.stats["std"]
@@ -173,6 +178,10 @@ class Trainer:
         t = config["train"]
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=t["lr"], weight_decay=t["weight_decay"])
         self.step, self.seconds = 0, 0.0
+        # loss sums of the steps since the last metrics row (saved with a checkpoint, so a resumed
+        # run averages the same steps into its next row as an uninterrupted one)
+        self.sums: dict[str, float] = defaultdict(float)
+        self.count = 0
         self.content_std = float(np.concatenate(self.train.content_codes).std())
 
     def normalise(self, raw: np.ndarray) -> torch.Tensor:
@@ -303,6 +312,7 @@ class Trainer:
         save_file(tensors, partial)
         os.replace(partial, self.out / f"{CHECKPOINT}.safetensors")
         meta = {"step": self.step, "seconds": self.seconds, "config": self.config}
+        meta["pending"] = {"count": self.count, "sums": dict(self.sums)}
         (self.out / f"{CHECKPOINT}.json").write_text(json.dumps(meta, indent=1) + "\n")
 
     def load_checkpoint(self) -> None:
@@ -317,6 +327,8 @@ class Trainer:
         groups = self.optimizer.state_dict()["param_groups"]
         self.optimizer.load_state_dict({"state": state, "param_groups": groups})
         self.step, self.seconds = meta["step"], meta["seconds"]
+        pending = meta.get("pending", {})
+        self.sums, self.count = defaultdict(float, pending.get("sums", {})), pending.get("count", 0)
 
     def run(self, resume: bool = False, stop_after: int | None = None) -> Path:
         t = self.config["train"]
@@ -335,25 +347,24 @@ class Trainer:
             writer.writeheader()
             writer.writerows(rows)
         end = t["max_steps"] if stop_after is None else min(t["max_steps"], stop_after)
-        sums: dict[str, float] = defaultdict(float)
-        count = 0
         bar = tqdm(total=end, initial=self.step, desc="diffusion", unit="step", disable=not t["progress"])
         started = time.perf_counter() - self.seconds
         while self.step < end:
             values = self.train_step()
             for key, value in values.items():
-                sums[key] += value
-            count += 1
+                self.sums[key] += value
+            self.count += 1
             self.seconds = time.perf_counter() - started
             bar.update(1)
             bar.set_postfix(loss=f"{values['loss']:.3f}")
             if self.step % t["log_every"] == 0 or self.step == t["max_steps"]:
-                row = {"step": self.step, **{k: v / count for k, v in sums.items()}, "seconds": self.seconds}
+                row = {"step": self.step, **{k: v / self.count for k, v in self.sums.items()}}
+                row["seconds"] = self.seconds
                 row["lr"] = values["lr"]
                 if self.step % t["val_every"] == 0 or self.step == t["max_steps"]:
                     row.update(self.validate())
                     self.log(f"step {self.step}: " + ", ".join(f"{k} {row[k]:.3f}" for k in VAL_FIELDS))
-                sums, count = defaultdict(float), 0
+                self.sums, self.count = defaultdict(float), 0
                 with metrics.open("a", newline="") as f:
                     csv.DictWriter(f, fieldnames=METRIC_FIELDS).writerow(
                         {
@@ -437,9 +448,7 @@ def train(
 ) -> Path:
     out = Path(out)
     if resume:
-        saved = tomllib.loads((out / "config.toml").read_text())
-        if saved != config:
-            raise ValueError(f"--resume: the config differs from the run's {out / 'config.toml'}")
+        check_resume(config, out)
     threads = torch.get_num_threads()
     try:
         return Trainer(config, out, command=command, cache=cache).run(resume=resume, stop_after=stop_after)
@@ -451,20 +460,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.diffusion", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train the denoiser on the frozen encoders")
-    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
-    p.add_argument("--out", type=Path, default=None, help="run folder (default out/diffusion/<name>)")
-    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    p.add_argument("--smoke", action="store_true", help="merge the config's [smoke] table (a tiny run)")
-    p.add_argument("--stop-after", type=int, default=None, help="stop (with a checkpoint) after this step")
+    add_train_arguments(p, DEFAULT_CONFIG, "diffusion")
     args = parser.parse_args(argv)
     command = " ".join(["python -m training.diffusion", *(argv if argv is not None else sys.argv[1:])])
-    if args.resume and args.out is None:
-        parser.error("--resume needs --out")
-    if args.resume and (args.out / "config.toml").is_file() and args.config == DEFAULT_CONFIG and not args.overrides:
-        config = tomllib.loads((args.out / "config.toml").read_text())
-    else:
-        config = load_config(args.config, args.overrides, smoke=args.smoke)
+    config = run_config(parser, args, DEFAULT_CONFIG)
     out = args.out or REPO_ROOT / "out" / "diffusion" / config["name"]
     train(config, out, resume=args.resume, stop_after=args.stop_after, command=command)
     return 0
