@@ -8,7 +8,7 @@ import pytest
 
 from training.data.paths import REPO_ROOT, bandai_root, data_root
 
-__all__ = ["BANDAI_ROOT", "DATA_ROOT", "REPO_ROOT", "bandai_clip"]
+__all__ = ["BANDAI_ROOT", "DATA_ROOT", "REPO_ROOT", "bandai_clip", "canonical_clip"]
 
 DATA_ROOT = data_root()
 BANDAI_ROOT = bandai_root(DATA_ROOT)
@@ -18,6 +18,15 @@ def bandai_clip(name: str) -> Path:
     """Path of a real Bandai Namco clip by file name (dataset inferred from the prefix)."""
     dataset = name.split("_", 1)[0]
     return BANDAI_ROOT / dataset / "data" / name
+
+
+def canonical_clip(name: str):
+    """A real Bandai clip (canonical skeleton) as a 30 fps Motion: what stylizers take."""
+    from core.io.bvh import read_bvh
+    from core.ops.features import FEATURE_FPS
+    from core.ops.resample import resample
+
+    return resample(read_bvh(bandai_clip(name)), FEATURE_FPS)
 
 
 @pytest.fixture(scope="session")

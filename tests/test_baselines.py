@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.io.bvh import read_bvh
 from core.motion.canonical import JOINT_NAMES
 from core.ops.features import FEATURE_FPS
-from core.ops.resample import resample, time_stretch
+from core.ops.resample import time_stretch
 from core.ops.rotations import quat_angle
 from core.stylize.baselines import (
     GROUP_LOCAL_JOINTS,
@@ -19,24 +18,20 @@ from core.stylize.baselines import (
     _Parts,
 )
 from core.stylize.request import GROUPS, StyleRequest
-from tests.conftest import bandai_clip
+from tests.conftest import canonical_clip
 
 EXACT_RAD = 1e-5
 PELVIS = JOINT_NAMES.index("Hips")
 BODY = [j for j, n in enumerate(JOINT_NAMES) if n != "joint_Root"]
 
 
-def load(name: str):
-    return resample(read_bvh(bandai_clip(name)), FEATURE_FPS)
-
-
 @pytest.fixture(scope="module")
 def clips(data_root):
     return {
-        "walk": load("dataset-2_walk_normal_001.bvh.gz"),
-        "tired_walk": load("dataset-2_walk_exhausted_001.bvh.gz"),
-        "wave": load("dataset-2_wave-right-hand_active_020.bvh.gz"),
-        "elderly_run": load("dataset-2_run_elderly_001.bvh.gz"),
+        "walk": canonical_clip("dataset-2_walk_normal_001.bvh.gz"),
+        "tired_walk": canonical_clip("dataset-2_walk_exhausted_001.bvh.gz"),
+        "wave": canonical_clip("dataset-2_wave-right-hand_active_020.bvh.gz"),
+        "elderly_run": canonical_clip("dataset-2_run_elderly_001.bvh.gz"),
     }
 
 

@@ -10,14 +10,12 @@ from core import runtime
 from core.io.bvh import read_bvh
 from core.motion.canonical import CONTACT_JOINTS, JOINT_NAMES
 from core.ops.cleanup import LEGS, clean_foot_contacts, contact_spans, detect_contacts, pin_goals, two_bone_ik
-from core.ops.features import FEATURE_FPS
-from core.ops.resample import resample
 from core.ops.rotations import quat_angle
 from core.retarget.matching import rig_for_skeleton
 from core.runtime import STAGES, Job, RigMotion, stylize_rig_motion
 from core.stylize.baselines import StatisticsStylizer
 from core.stylize.request import GROUPS, StyleRequest
-from tests.conftest import bandai_clip
+from tests.conftest import bandai_clip, canonical_clip
 
 # Content / style pairs: dataset-2 walks stylized by dataset-2 styles of the same content, a walk by
 # dataset-1's angry walk (a faster root: many pins out of reach) and a run by an elderly run.
@@ -41,10 +39,6 @@ CONTACT_SKATE_RATIO = 0.3
 POP_MARGIN_RAD = 0.2
 
 
-def load(name: str):
-    return resample(read_bvh(bandai_clip(name)), FEATURE_FPS)
-
-
 def leg_speed(motion) -> float:
     """Largest frame-to-frame angle (rad) of any leg joint's local rotation."""
     r = motion.rotations[:, LEG_JOINTS]
@@ -64,7 +58,7 @@ def stylized(data_root):
     """{pair: (content, stylized output, content contacts)} on the canonical skeleton at 30 fps."""
     out = {}
     for content_name, style_name in PAIRS:
-        content, style = load(content_name), load(style_name)
+        content, style = canonical_clip(content_name), canonical_clip(style_name)
         result = StatisticsStylizer().stylize(StyleRequest(content, style))
         out[(content_name, style_name)] = (content, result, detect_contacts(content))
     return out

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from core.diffusion import DDIMSampler, NoiseSchedule
-from core.io.bvh import read_bvh
 from core.models.denoiser import (
     GROUP_NAMES,
     Denoiser,
@@ -23,12 +22,11 @@ from core.models.denoiser import (
 )
 from core.models.encoders import load_encoders
 from core.motion.canonical import BODY_GROUPS, JOINT_NAMES
-from core.ops.features import CONTACTS, FEATURE_DIM, FEATURE_FPS, motion_to_features
-from core.ops.resample import resample
+from core.ops.features import CONTACTS, FEATURE_DIM, motion_to_features
 from core.ops.rotations import quat_angle
 from core.stylize.loading import ModelConfigError, known_stylizers, load_stylizer, stylizer_class
 from core.stylize.request import GROUPS, StyleRequest
-from tests.conftest import REPO_ROOT, bandai_clip
+from tests.conftest import REPO_ROOT, canonical_clip
 
 ENCODERS = REPO_ROOT / "weights" / "encoders" / "contrastive"
 EXACT_RAD = 1e-5
@@ -230,16 +228,12 @@ def test_denoiser_checkpoint_problems_name_the_file(tmp_path):
 # ------------------------------------------------------------------------------------------ encoders
 
 
-def load(name: str):
-    return resample(read_bvh(bandai_clip(name)), FEATURE_FPS)
-
-
 @pytest.fixture(scope="module")
 def clips(data_root):
     return {
-        "walk": load("dataset-2_walk_normal_001.bvh.gz"),
-        "tired_walk": load("dataset-2_walk_exhausted_001.bvh.gz"),
-        "wave": load("dataset-2_wave-right-hand_active_020.bvh.gz"),
+        "walk": canonical_clip("dataset-2_walk_normal_001.bvh.gz"),
+        "tired_walk": canonical_clip("dataset-2_walk_exhausted_001.bvh.gz"),
+        "wave": canonical_clip("dataset-2_wave-right-hand_active_020.bvh.gz"),
     }
 
 

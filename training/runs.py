@@ -1,9 +1,10 @@
-"""What every trainer's command line shares: the ``train`` arguments, the config a run uses, and the
-resume check (a run folder resumes only with the config it started with)."""
+"""What every trainer's command line shares: the ``train`` arguments, the config a run uses, the
+resume check (a run folder resumes only with the config it started with) and reading metrics.csv."""
 
 from __future__ import annotations
 
 import argparse
+import csv
 from pathlib import Path
 
 import tomllib
@@ -33,3 +34,11 @@ def check_resume(config: dict, out: Path) -> None:
     saved = tomllib.loads((Path(out) / "config.toml").read_text())
     if saved != config:
         raise ValueError(f"--resume: the config differs from the run's {Path(out) / 'config.toml'}")
+
+
+def read_metrics(path: Path) -> list[dict]:
+    """metrics.csv rows as floats (an empty cell, e.g. a step without validation, is NaN)."""
+    with Path(path).open() as f:
+        return [
+            {k: (float(v) if v not in ("", None) else float("nan")) for k, v in r.items()} for r in csv.DictReader(f)
+        ]

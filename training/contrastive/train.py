@@ -93,7 +93,7 @@ from training.data.paths import REPO_ROOT
 from training.data.split import SPLIT_FILE, load_split
 from training.data.windows import WindowSampler
 from training.evaluation.probes import knn_accuracy
-from training.runs import add_train_arguments, check_resume, run_config
+from training.runs import add_train_arguments, check_resume, read_metrics, run_config
 
 CONFIG_DIR = REPO_ROOT / "training" / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "contrastive.toml"
@@ -699,11 +699,6 @@ def _write_metrics(path: Path, rows: list[dict]) -> None:
 def _append_metrics(path: Path, row: dict) -> None:
     with path.open("a", newline="") as f:
         csv.DictWriter(f, fieldnames=METRIC_FIELDS).writerow({k: _fmt(row.get(k, "")) for k in METRIC_FIELDS})
-
-
-def read_metrics(path: Path) -> list[dict]:
-    with Path(path).open() as f:
-        return [{k: (float(v) if v != "" else float("nan")) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
 def plot_metrics(path: Path, out: Path) -> list[Path]:

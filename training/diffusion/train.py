@@ -53,7 +53,7 @@ from training.contrastive.train import step_seed, to_toml
 from training.data.cache import FeatureCache, load_cache
 from training.data.paths import REPO_ROOT
 from training.data.split import SPLIT_FILE, load_split
-from training.runs import add_train_arguments, check_resume, run_config
+from training.runs import add_train_arguments, check_resume, read_metrics, run_config
 
 DEFAULT_CONFIG = REPO_ROOT / "training" / "configs" / "diffusion.toml"
 LOSS_TERMS = ("diffusion", "style", "content", "contact", "ccp", "limits")
@@ -399,13 +399,6 @@ class Trainer:
         }
         save_denoiser(self.out / "denoiser", self.model, self.encoders.stats, {"training": training})
         return self.out / "denoiser"
-
-
-def read_metrics(path: Path) -> list[dict]:
-    with Path(path).open() as f:
-        return [
-            {k: (float(v) if v not in ("", None) else float("nan")) for k, v in r.items()} for r in csv.DictReader(f)
-        ]
 
 
 def plot_metrics(path: Path, out: Path) -> list[Path]:
