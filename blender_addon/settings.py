@@ -12,7 +12,8 @@ import bpy
 from bpy.props import BoolProperty, FloatProperty, PointerProperty, StringProperty
 
 from .core.motion.canonical import BODY_GROUPS
-from .core.ops.contacts import CONTACT_HEIGHT_MARGIN_CM, CONTACT_SPEED_CM_PER_S
+from .core.ops.cleanup import CLEANUP_CONTACT_SPEED_CM_PER_S
+from .core.ops.contacts import CONTACT_HEIGHT_MARGIN_CM
 from .core.retarget.rig import BODY_JOINTS
 
 # DESIGN §5 body groups, in core's order, with their panel labels.
@@ -133,7 +134,7 @@ class MST_PG_style_settings(bpy.types.PropertyGroup):
         "contact_speed": FloatProperty(
             name="Contact speed",
             description="A foot counts as planted while slower than this (cm/s on a standard body)",
-            default=CONTACT_SPEED_CM_PER_S,
+            default=CLEANUP_CONTACT_SPEED_CM_PER_S,
             min=0.1,
             max=500.0,
         ),

@@ -20,8 +20,8 @@ import numpy as np
 
 from .motion.canonical import BODY_GROUPS
 from .motion.motion import Motion
-from .ops.cleanup import clean_foot_contacts, detect_contacts
-from .ops.contacts import CONTACT_HEIGHT_MARGIN_CM, CONTACT_SPEED_CM_PER_S
+from .ops.cleanup import CLEANUP_CONTACT_SPEED_CM_PER_S, clean_foot_contacts, detect_contacts
+from .ops.contacts import CONTACT_HEIGHT_MARGIN_CM
 from .ops.features import FEATURE_FPS
 from .ops.resample import resample, sample_frames
 from .retarget.presets import canonical_rig
@@ -113,7 +113,7 @@ class CleanupSettings:
 
     enabled: bool = True
     height: float = CONTACT_HEIGHT_MARGIN_CM
-    speed: float = CONTACT_SPEED_CM_PER_S
+    speed: float = CLEANUP_CONTACT_SPEED_CM_PER_S
 
     @classmethod
     def pop_from(cls, options: dict) -> CleanupSettings:
@@ -123,7 +123,7 @@ class CleanupSettings:
         if not isinstance(enabled, (bool, int, float, np.bool_)) or enabled not in (0, 1):
             raise ValueError(f"option foot_cleanup must be true or false, got {enabled!r}")
         values = {}
-        for key, default in (("contact_height", CONTACT_HEIGHT_MARGIN_CM), ("contact_speed", CONTACT_SPEED_CM_PER_S)):
+        for key, default in (("contact_height", CONTACT_HEIGHT_MARGIN_CM), ("contact_speed", CLEANUP_CONTACT_SPEED_CM_PER_S)):
             value = options.pop(key, default)
             try:
                 values[key] = float(value)

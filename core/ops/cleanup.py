@@ -45,6 +45,12 @@ from .contacts import (
 )
 from .rotations import quat_between, quat_conj, quat_mul, quat_normalize, quat_rotate, quat_slerp
 
+# The cleanup stage's default speed threshold for "this foot is planted" (cm/s): twice the labelling
+# threshold of the features, so the slow end of a step (heel strike, toe-off) is pinned too. Chosen
+# on the validation split: foot skate 1.00 -> 0.94 cm/frame for the diffusion stylizer, contact F1
+# 0.97 -> 0.93 (reports/diffusion/ablation/sampling.md has the other settings).
+CLEANUP_CONTACT_SPEED_CM_PER_S = 2 * CONTACT_SPEED_CM_PER_S
+
 UP_AXIS = 1
 PLANAR_AXES = (0, 2)
 BLEND_FRAMES = 4  # at 30 fps: about 0.13 s in and out
