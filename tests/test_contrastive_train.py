@@ -18,8 +18,9 @@ import pytest
 import tomllib
 from safetensors.numpy import load_file
 
-from training.contrastive.train import DEFAULT_CONFIG, load_config, read_metrics, train
+from training.contrastive.train import DEFAULT_CONFIG, train
 from training.data.cache import load_cache
+from training.runs import load_config, read_metrics
 
 REPO = DEFAULT_CONFIG.parents[2]
 LOSS_COLUMNS = ("loss", "loss_content", "loss_style", "loss_bodypart", "loss_orthogonality", "lr")

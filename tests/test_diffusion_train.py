@@ -17,11 +17,10 @@ import pytest
 import tomllib
 from safetensors.numpy import load_file
 
-from training.contrastive.train import load_config, parse_override
-from training.diffusion.train import DEFAULT_CONFIG, LOSS_TERMS, VAL_FIELDS, read_metrics, train
+from training.diffusion.train import DEFAULT_CONFIG, LOSS_NAMES, LOSS_TERMS, VAL_FIELDS, train
+from training.runs import load_config, parse_override, read_metrics
 
 REPO = DEFAULT_CONFIG.parents[2]
-LOSS_COLUMNS = ("loss", *(f"loss_{t}" for t in LOSS_TERMS))
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +62,7 @@ def test_run_writes_everything(straight):
 
     rows = read_metrics(out / "metrics.csv")
     assert [int(r["step"]) for r in rows] == [2, 4, 6]
-    losses = np.array([[r[n] for n in LOSS_COLUMNS] for r in rows])
+    losses = np.array([[r[n] for n in LOSS_NAMES] for r in rows])
     assert np.isfinite(losses).all() and (losses[:, 0] > 0).all()
     for row in rows:  # the logged loss is the weighted sum of the logged terms (both are step means)
         assert row["loss"] == pytest.approx(_weighted_loss(config, row), rel=1e-4)

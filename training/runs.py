@@ -1,13 +1,101 @@
-"""What every trainer's command line shares: the ``train`` arguments, the config a run uses, the
-resume check (a run folder resumes only with the config it started with) and reading metrics.csv."""
+"""What every trainer shares: TOML configs (a ``base`` chain, ``--set`` overrides, written back
+beside the run), the ``train`` command line, the resume check (a run folder resumes only with the
+config it started with), per-step seeds, and metrics.csv with its plots."""
 
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
+import json
+import math
 from pathlib import Path
 
+import numpy as np
 import tomllib
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _check_keys(config: dict, reference: dict, where: str = "") -> None:
+    for key, value in config.items():
+        if key not in reference:
+            raise KeyError(f"unknown config key {where + key!r} (not in the base config)")
+        if isinstance(value, dict) and isinstance(reference[key], dict):
+            _check_keys(value, reference[key], f"{where}{key}.")
+
+
+def parse_override(text: str) -> dict:
+    """``a.b=value`` -> {"a": {"b": value}}; the value is read as TOML (``3``, ``1e-3``, ``true``,
+    ``["joint"]``, ``"x"``), else kept as a string."""
+    if "=" not in text:
+        raise ValueError(f"override must be key=value; got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    out: dict = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def load_config(path: str | Path, overrides=(), smoke: bool = False) -> dict:
+    """The TOML config with its ``base`` chain merged under it, then the ``smoke`` table (if asked),
+    then ``--set`` overrides. Keys that the base does not have are errors (typos)."""
+    path = Path(path)
+    config = tomllib.loads(path.read_text())
+    base_name = config.pop("base", None)
+    if base_name is not None:
+        base = load_config(path.parent / base_name)
+        _check_keys(config, base)
+        config = deep_merge(base, config)
+    if smoke:
+        config = deep_merge(config, config.get("smoke", {}))
+    for text in overrides:
+        override = parse_override(text)
+        _check_keys(override, config)
+        config = deep_merge(config, override)
+    return config
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value) if not (isinstance(value, float) and not math.isfinite(value)) else str(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def to_toml(config: dict, prefix: str = "") -> str:
+    """A minimal TOML writer for nested tables of scalars and lists (tomllib reads it back equal)."""
+    lines = [f"{key} = {_toml_value(v)}" for key, v in config.items() if not isinstance(v, dict)]
+    for key, value in config.items():
+        if isinstance(value, dict):
+            name = f"{prefix}{key}"
+            lines += ["", f"[{name}]", to_toml(value, name + ".").strip("\n")]
+    return "\n".join(line for line in lines) + "\n"
+
+
+def step_seed(*parts: int) -> int:
+    """A seed derived from (run seed, step, stream...): a resumed run draws what an unbroken one would."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0] >> 1)
 
 
 def add_train_arguments(parser: argparse.ArgumentParser, default_config: Path, name: str) -> None:
@@ -21,8 +109,6 @@ def add_train_arguments(parser: argparse.ArgumentParser, default_config: Path, n
 
 def run_config(parser: argparse.ArgumentParser, args, default_config: Path) -> dict:
     """The config of ``train`` arguments: on a plain ``--resume``, the run folder's own config.toml."""
-    from training.contrastive.train import load_config  # the TOML loader lives with the first trainer
-
     if args.resume and args.out is None:
         parser.error("--resume needs --out")
     if args.resume and (args.out / "config.toml").is_file() and args.config == default_config and not args.overrides:
@@ -42,3 +128,49 @@ def read_metrics(path: Path) -> list[dict]:
         return [
             {k: (float(v) if v not in ("", None) else float("nan")) for k, v in r.items()} for r in csv.DictReader(f)
         ]
+
+
+def plot_metrics(
+    path: Path,
+    out: Path,
+    loss_names: tuple[str, ...],
+    val_fields: tuple[str, ...],
+    val_title: str,
+    log_loss: bool = False,
+) -> list[Path]:
+    """losses.png (every non-zero loss column and the learning rate against the step) and
+    validation.png (the ``val_fields`` columns at the steps that validated)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(path)
+    if not rows:
+        return []
+    out = Path(out)
+    steps = np.array([r["step"] for r in rows])
+    fig, (losses, schedule) = plt.subplots(1, 2, figsize=(11, 4))
+    for name in loss_names:
+        values = np.array([r[name] for r in rows])
+        if np.isfinite(values).any() and np.nanmax(np.abs(values)) > 0:
+            losses.plot(steps, values, label=name)
+    losses.set(xlabel="step", ylabel="loss", title="training losses", yscale="log" if log_loss else "linear")
+    losses.legend(fontsize=8)
+    schedule.plot(steps, [r["lr"] for r in rows])
+    schedule.set(xlabel="step", ylabel="learning rate", title="schedule")
+    fig.tight_layout()
+    fig.savefig(out / "losses.png", dpi=100)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name in val_fields:
+        values = np.array([r[name] for r in rows])
+        keep = np.isfinite(values)
+        if keep.any():
+            ax.plot(steps[keep], values[keep], marker="o", label=name)
+    ax.set(xlabel="step", title=val_title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "validation.png", dpi=100)
+    plt.close(fig)
+    return [out / "losses.png", out / "validation.png"]

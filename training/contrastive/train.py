@@ -56,7 +56,6 @@ only without dropout (the smoke config).
 from __future__ import annotations
 
 import argparse
-import copy
 import csv
 import json
 import math
@@ -67,7 +66,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import tomllib
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -93,102 +91,25 @@ from training.data.paths import REPO_ROOT
 from training.data.split import SPLIT_FILE, load_split
 from training.data.windows import WindowSampler
 from training.evaluation.probes import knn_accuracy
-from training.runs import add_train_arguments, check_resume, read_metrics, run_config
+from training.runs import (
+    add_train_arguments,
+    check_resume,
+    plot_metrics,
+    run_config,
+    step_seed,
+    to_toml,
+)
 
 CONFIG_DIR = REPO_ROOT / "training" / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "contrastive.toml"
 LOSS_TERMS = ("content", "style", "bodypart", "orthogonality", "supervised", "supervised_content", "adversary")
 VAL_FIELDS = ("knn_style_from_style", "knn_content_from_content", "leak_style_from_content", "leak_content_from_style")
-METRIC_FIELDS = ("step", "loss", *(f"loss_{t}" for t in LOSS_TERMS), "lr", "seconds", *VAL_FIELDS)
+LOSS_NAMES = ("loss", *(f"loss_{t}" for t in LOSS_TERMS))
+METRIC_FIELDS = ("step", *LOSS_NAMES, "lr", "seconds", *VAL_FIELDS)
 CHECKPOINT = "checkpoint"
 
 
-# ----------------------------------------------------------------------------------------- config
-
-
-def deep_merge(base: dict, override: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def _check_keys(config: dict, reference: dict, where: str = "") -> None:
-    for key, value in config.items():
-        if key not in reference:
-            raise KeyError(f"unknown config key {where + key!r} (not in the base config)")
-        if isinstance(value, dict) and isinstance(reference[key], dict):
-            _check_keys(value, reference[key], f"{where}{key}.")
-
-
-def parse_override(text: str) -> dict:
-    """``a.b=value`` -> {"a": {"b": value}}; the value is read as TOML (``3``, ``1e-3``, ``true``,
-    ``["joint"]``, ``"x"``), else kept as a string."""
-    if "=" not in text:
-        raise ValueError(f"override must be key=value; got {text!r}")
-    key, raw = text.split("=", 1)
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    out: dict = {}
-    node = out
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return out
-
-
-def load_config(path: str | Path = DEFAULT_CONFIG, overrides=(), smoke: bool = False) -> dict:
-    """The TOML config with its ``base`` chain merged under it, then the ``smoke`` table (if asked),
-    then ``--set`` overrides. Keys that the base does not have are errors (typos)."""
-    path = Path(path)
-    config = tomllib.loads(path.read_text())
-    base_name = config.pop("base", None)
-    if base_name is not None:
-        base = load_config(path.parent / base_name)
-        _check_keys(config, base)
-        config = deep_merge(base, config)
-    if smoke:
-        config = deep_merge(config, config.get("smoke", {}))
-    for text in overrides:
-        override = parse_override(text)
-        _check_keys(override, config)
-        config = deep_merge(config, override)
-    return config
-
-
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value) if not (isinstance(value, float) and not math.isfinite(value)) else str(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-def to_toml(config: dict, prefix: str = "") -> str:
-    """A minimal TOML writer for nested tables of scalars and lists (tomllib reads it back equal)."""
-    lines = [f"{key} = {_toml_value(v)}" for key, v in config.items() if not isinstance(v, dict)]
-    for key, value in config.items():
-        if isinstance(value, dict):
-            name = f"{prefix}{key}"
-            lines += ["", f"[{name}]", to_toml(value, name + ".").strip("\n")]
-    return "\n".join(line for line in lines) + "\n"
-
-
 # -------------------------------------------------------------------------------------------- data
-
-
-def step_seed(*parts: int) -> int:
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0] >> 1)
 
 
 def _subset(ids: list[str], limit: int) -> list[str]:
@@ -631,7 +552,9 @@ class Trainer:
         bar.close()
         if self.step >= t["max_steps"] and self.rank == 0:
             self.export()
-            plot_metrics(metrics_path, self.out)
+            plot_metrics(
+                metrics_path, self.out, LOSS_NAMES, VAL_FIELDS, "codes: kNN recognition and leakage (val windows)"
+            )
         if self.world > 1:
             dist.barrier()
         return self.out
@@ -699,46 +622,6 @@ def _write_metrics(path: Path, rows: list[dict]) -> None:
 def _append_metrics(path: Path, row: dict) -> None:
     with path.open("a", newline="") as f:
         csv.DictWriter(f, fieldnames=METRIC_FIELDS).writerow({k: _fmt(row.get(k, "")) for k in METRIC_FIELDS})
-
-
-def plot_metrics(path: Path, out: Path) -> list[Path]:
-    """losses.png (every loss term against the step) and validation.png (the kNN accuracies)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = read_metrics(path)
-    if not rows:
-        return []
-    steps = np.array([r["step"] for r in rows])
-    written = []
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for name in ("loss", *(f"loss_{t}" for t in LOSS_TERMS)):
-        values = np.array([r[name] for r in rows])
-        if np.isfinite(values).any() and np.nanmax(np.abs(values)) > 0:
-            axes[0].plot(steps, values, label=name)
-    axes[0].set(xlabel="step", ylabel="loss", title="training losses")
-    axes[0].legend(fontsize=8)
-    axes[1].plot(steps, [r["lr"] for r in rows])
-    axes[1].set(xlabel="step", ylabel="learning rate", title="schedule")
-    fig.tight_layout()
-    fig.savefig(out / "losses.png", dpi=100)
-    plt.close(fig)
-    written.append(out / "losses.png")
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name in VAL_FIELDS:
-        values = np.array([r[name] for r in rows])
-        keep = np.isfinite(values)
-        if keep.any():
-            ax.plot(steps[keep], values[keep], marker="o", label=name)
-    ax.set(xlabel="step", ylabel="kNN accuracy (val windows)", title="codes: recognition and leakage", ylim=(0, 1))
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "validation.png", dpi=100)
-    plt.close(fig)
-    written.append(out / "validation.png")
-    return written
 
 
 def train(

@@ -14,10 +14,10 @@ import argparse
 import json
 from pathlib import Path
 
-from training.contrastive.train import load_config
 from training.data.paths import REPO_ROOT
 from training.diffusion.train import DEFAULT_CONFIG, train
 from training.evaluate import evaluate, summary_table
+from training.runs import load_config
 from training.ship import MODEL_CONFIG
 
 ENCODER_LOSSES = ["loss.style=1.0", "loss.content=1.0"]

@@ -49,16 +49,16 @@ from core.models.denoiser import Denoiser, DenoiserConfig, save_denoiser
 from core.models.encoders import load_encoders
 from core.ops.features import CONTACTS, ROTATIONS
 from core.stylize.diffusion import clip_style_codes
-from training.contrastive.train import step_seed, to_toml
 from training.data.cache import FeatureCache, load_cache
 from training.data.paths import REPO_ROOT
 from training.data.split import SPLIT_FILE, load_split
-from training.runs import add_train_arguments, check_resume, read_metrics, run_config
+from training.runs import add_train_arguments, check_resume, plot_metrics, run_config, step_seed, to_toml
 
 DEFAULT_CONFIG = REPO_ROOT / "training" / "configs" / "diffusion.toml"
 LOSS_TERMS = ("diffusion", "style", "content", "contact", "ccp", "limits")
 VAL_FIELDS = ("val_recon", "val_style_transfer", "val_style_cos", "val_content_cos")
-METRIC_FIELDS = ("step", "loss", *(f"loss_{t}" for t in LOSS_TERMS), "lr", "seconds", *VAL_FIELDS)
+LOSS_NAMES = ("loss", *(f"loss_{t}" for t in LOSS_TERMS))
+METRIC_FIELDS = ("step", *LOSS_NAMES, "lr", "seconds", *VAL_FIELDS)
 CHECKPOINT = "checkpoint"
 
 
@@ -377,7 +377,9 @@ class Trainer:
         bar.close()
         if self.step >= t["max_steps"]:
             self.export()
-            plot_metrics(metrics, self.out)
+            plot_metrics(
+                metrics, self.out, LOSS_NAMES, VAL_FIELDS, "validation (val-split cross-clip pairs)", log_loss=True
+            )
         return self.out
 
     def export(self) -> Path:
@@ -399,41 +401,6 @@ class Trainer:
         }
         save_denoiser(self.out / "denoiser", self.model, self.encoders.stats, {"training": training})
         return self.out / "denoiser"
-
-
-def plot_metrics(path: Path, out: Path) -> list[Path]:
-    """losses.png (every loss term) and validation.png (the val-pair figures) against the step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = read_metrics(path)
-    if not rows:
-        return []
-    steps = np.array([r["step"] for r in rows])
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name in ("loss", *(f"loss_{t}" for t in LOSS_TERMS)):
-        values = np.array([r[name] for r in rows])
-        if np.isfinite(values).any() and np.nanmax(np.abs(values)) > 0:
-            ax.plot(steps, values, label=name)
-    ax.set(xlabel="step", ylabel="loss", title="diffusion training losses", yscale="log")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "losses.png", dpi=100)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for name in VAL_FIELDS:
-        values = np.array([r[name] for r in rows])
-        keep = np.isfinite(values)
-        if keep.any():
-            ax.plot(steps[keep], values[keep], marker="o", label=name)
-    ax.set(xlabel="step", title="validation (val-split cross-clip pairs)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "validation.png", dpi=100)
-    plt.close(fig)
-    return [out / "losses.png", out / "validation.png"]
 
 
 def train(
