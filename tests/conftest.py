@@ -47,3 +47,15 @@ def cache(data_root):
 @pytest.fixture(scope="session")
 def walk_clip(data_root) -> Path:
     return bandai_clip("dataset-2_walk_normal_001.bvh.gz")
+
+
+@pytest.fixture(scope="session")
+def clips(data_root) -> dict:
+    """Four real clips at 30 fps, canonical skeleton: a plain walk, the same walk tired, a one-armed
+    wave (arms-only style) and an elderly run (a different content)."""
+    return {
+        "walk": canonical_clip("dataset-2_walk_normal_001.bvh.gz"),
+        "tired_walk": canonical_clip("dataset-2_walk_exhausted_001.bvh.gz"),
+        "wave": canonical_clip("dataset-2_wave-right-hand_active_020.bvh.gz"),
+        "elderly_run": canonical_clip("dataset-2_run_elderly_001.bvh.gz"),
+    }

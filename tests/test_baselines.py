@@ -18,21 +18,10 @@ from core.stylize.baselines import (
     _Parts,
 )
 from core.stylize.request import GROUPS, StyleRequest
-from tests.conftest import canonical_clip
 
 EXACT_RAD = 1e-5
 PELVIS = JOINT_NAMES.index("Hips")
 BODY = [j for j, n in enumerate(JOINT_NAMES) if n != "joint_Root"]
-
-
-@pytest.fixture(scope="module")
-def clips(data_root):
-    return {
-        "walk": canonical_clip("dataset-2_walk_normal_001.bvh.gz"),
-        "tired_walk": canonical_clip("dataset-2_walk_exhausted_001.bvh.gz"),
-        "wave": canonical_clip("dataset-2_wave-right-hand_active_020.bvh.gz"),
-        "elderly_run": canonical_clip("dataset-2_run_elderly_001.bvh.gz"),
-    }
 
 
 def all_weights(w: float) -> dict[str, float]:

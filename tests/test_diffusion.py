@@ -26,7 +26,7 @@ from core.ops.features import CONTACTS, FEATURE_DIM, motion_to_features
 from core.ops.rotations import quat_angle
 from core.stylize.loading import ModelConfigError, known_stylizers, load_stylizer, stylizer_class
 from core.stylize.request import GROUPS, StyleRequest
-from tests.conftest import REPO_ROOT, canonical_clip
+from tests.conftest import REPO_ROOT
 
 ENCODERS = REPO_ROOT / "weights" / "encoders" / "contrastive"
 EXACT_RAD = 1e-5
@@ -226,15 +226,6 @@ def test_denoiser_checkpoint_problems_name_the_file(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ encoders
-
-
-@pytest.fixture(scope="module")
-def clips(data_root):
-    return {
-        "walk": canonical_clip("dataset-2_walk_normal_001.bvh.gz"),
-        "tired_walk": canonical_clip("dataset-2_walk_exhausted_001.bvh.gz"),
-        "wave": canonical_clip("dataset-2_wave-right-hand_active_020.bvh.gz"),
-    }
 
 
 def test_encoder_codes_match_encode(clips):
