@@ -256,7 +256,6 @@ class Server:
         from .runtime import motions_from_message, stylize_rig_motion
 
         content, reference, groups = motions_from_message(header, arrays)
-        options.setdefault("device", self.device)
         return stylize_rig_motion(content, reference, groups, header.get("weights", {}), options, self.stylizer, job)
 
 

@@ -677,8 +677,8 @@ def test_command_line_runs_a_diffusion_config_with_the_flags(tmp_path, data_root
 
 
 def test_server_runs_a_diffusion_config(tmp_path, clips):
-    """A server on a diffusion model config answers a stylize request (the server's own "device"
-    option, set on every request, is accepted by the learned stylizer) with the library's result."""
+    """A server on a diffusion model config answers a stylize request with the library's result
+    (the model lives on the server's device from load time; requests carry only sampling options)."""
     config = _tiny_diffusion_config(tmp_path)
     s = ServerProcess("--config", str(config))
     assert s.hello()["stylizer"] == "diffusion"

@@ -130,9 +130,7 @@ class DiffusionStylizer:
 
     def _settings(self, options: dict) -> dict:
         merged = {**self.defaults, **{k: v for k, v in options.items() if k in self.defaults}}
-        # "device": the server's hint (core.server sets it on every request); the model already
-        # lives on the device it was loaded onto, so it is accepted and ignored
-        unknown = sorted(set(options) - set(self.defaults) - {"device"})
+        unknown = sorted(set(options) - set(self.defaults))
         if unknown:
             raise ValueError(f"unknown options {unknown}; the diffusion stylizer takes {sorted(self.defaults)}")
         for flag in ("keep_path", "residual"):
