@@ -99,3 +99,31 @@ def test_main_takes_config_or_stylizer(data_root, tmp_path, capsys):
         "--cleanup" in saved["command"]
         and "Foot-contact cleanup stage: on" in (tmp_path / "r" / "cross" / "diffusion" / "report.md").read_text()
     )
+
+
+def test_on_another_rig_through_the_product_pipeline(data_root):
+    """--rig: each pair is performed on a Mixamo rig at 24 fps through the product's pipeline; the
+    report says so, and the zero-weight groups (upper body only, arms only, no torso among the
+    first 8 pairs) are exact on the rig itself."""
+    report, artefacts = evaluate("statistics", "cross", 8, cleanup=True, rig="mixamo", rig_fps=24)
+    assert report["stylizer"] == "statistics-on-mixamo" and report["rig"] == {"name": "mixamo", "fps": 24}
+    assert report["command"].endswith("--set cross --limit 8 --cleanup --rig mixamo --rig-fps 24")
+    s = report["summary"]
+    assert s["zero_weight_pairs"] >= 3
+    assert s["zero_weight_max_rotation_rad"] < 1e-12 and s["zero_weight_max_root_cm"] == 0.0  # float rounding
+    assert all("cleanup_seconds" not in row for row in report["rows"])  # the cleanup ran inside the pipeline
+    for output in artefacts["outputs"]:
+        assert output.fps == 30 and output.skeleton.names[1] == "Hips"
+    assert s["path_shape_error_median"] < 0.1 and s["contact_f1_mean"] > 0.8
+
+
+def test_identity_through_a_60_fps_cmu_rig_keeps_the_source(data_root):
+    """The round trip itself (canonical -> CMU rig at 60 fps -> pipeline -> back) adds no style,
+    keeps the content, the path and the contacts, and adds no skate."""
+    report, _ = evaluate("identity", "cross", 8, rig="cmu", rig_fps=60)
+    s = report["summary"]
+    assert s["sra"] == 0.0 and s["cra"] == 1.0
+    assert s["path_shape_error_median"] < 1e-3 and s["contact_f1_mean"] > 0.99
+    assert s["foot_skate_output_mean"] == pytest.approx(s["foot_skate_source_mean"], rel=1e-3)
+    with pytest.raises(ValueError, match="unknown rig"):
+        evaluate("identity", "cross", 1, rig="bandai")

@@ -15,7 +15,9 @@ Outputs go to reports/<set>/<stylizer>/: report.json, report.md and plots.
 ``--config`` evaluates the stylizer a model config describes (core.stylize.loading.load_stylizer;
 the report's name is the stylizer's ``name`` unless ``--name`` overrides it); ``--cleanup`` runs the
 product's foot-contact cleanup stage (core.runtime.clean_stylized, default CleanupSettings, the
-pair's weights) on every output before it is measured, as the server does.
+pair's weights) on every output before it is measured, as the server does. ``--rig NAME`` performs
+every pair on another rig at ``--rig-fps`` through the product's whole pipeline
+(training.evaluation.on_rig); its reports are named <stylizer>-on-<rig>.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from training.data.index import load_index
 from training.data.paths import REPO_ROOT
 from training.data.split import load_split
 from training.evaluation import measures
+from training.evaluation.on_rig import EVALUATION_RIGS, evaluation_rig, stylize_on_rig
 from training.evaluation.pairs import SETS, Pair, clip_motions, load_pairs, make_set
 from training.evaluation.retrieval import RetrievalStylizer
 from training.judges.api import load_judge
@@ -122,6 +125,8 @@ def evaluate(
     cleanup: bool = False,
     device: str = "cpu",
     split_name: str = "test",
+    rig: str | None = None,
+    rig_fps: float = 24.0,
 ) -> tuple[dict, dict]:
     """(report, artefacts for plotting) of one stylizer on one set.
 
@@ -131,6 +136,8 @@ def evaluate(
     foot-contact cleanup stage on each output before measuring it. ``split_name="val"`` builds the
     same kind of set from the VALIDATION split (pairs and the real clips FMD and jitter compare
     with): for choosing settings, so that the committed test-split figures are never tuned on.
+    ``rig``: perform each pair on that rig at ``rig_fps`` (training.evaluation.on_rig); the cleanup
+    stage then runs inside the product's pipeline, and the source is measured after the same round trip.
     """
     if (stylizer_name is None) == (config is None):
         raise ValueError("give exactly one of stylizer_name and config")
@@ -144,6 +151,9 @@ def evaluate(
         pairs = [Pair(**p) for p in make_set(set_name, load_index(), split)["pairs"]][:limit]
     stylizer = make_stylizer(stylizer_name, cache) if config is None else load_stylizer(config, device)
     label = name or stylizer_name or stylizer.name
+    on_rig = evaluation_rig(rig) if rig else None
+    if on_rig is not None and not name:
+        label = f"{label}-on-{rig}"
     motions = clip_motions({c for p in pairs for c in p.clip_ids()}, cache)
     style_judge, content_judge = load_judge("style"), load_judge("content")
     cleanup_settings = CleanupSettings()
@@ -152,16 +162,24 @@ def evaluate(
     for pair in pairs:
         request = pair_request(pair, motions, stylizer)
         t0 = time.perf_counter()
-        output = stylizer.stylize(request)
+        if on_rig is None:
+            output = stylizer.stylize(request)
+        else:
+            source, output, kept = stylize_on_rig(stylizer, request, on_rig, rig_fps, cleanup)
+            request = dataclasses.replace(request, content=source)
         seconds = time.perf_counter() - t0
         if output.num_frames != request.content.num_frames:
             raise RuntimeError(f"{label} returned {output.num_frames} frames for {request.content.num_frames}")
-        if cleanup:
+        separate_cleanup = cleanup and on_rig is None
+        if separate_cleanup:
             t0 = time.perf_counter()
             output = clean_stylized(request.content, output, pair.weights, cleanup_settings)
             cleanup_seconds = time.perf_counter() - t0
         rows.append(_pair_row(pair, request, output, seconds))
-        if cleanup:
+        if on_rig is not None and "zero_weight_rotation_rad" in rows[-1]:  # checked on the rig itself
+            rows[-1]["zero_weight_rotation_rad"] = kept["rotation_rad"]
+            rows[-1]["zero_weight_root_cm"] = kept["root_position_cm"]
+        if separate_cleanup:
             rows[-1]["cleanup_seconds"] = cleanup_seconds
         outputs.append(output)
         output_features.append(motion_to_features(output)[0])
@@ -187,7 +205,8 @@ def evaluate(
         "pairs": len(rows),
         "config": config_label(config) if config is not None else None,
         "cleanup": bool(cleanup),
-        "command": _command(stylizer_name, set_name, limit, config, name, cleanup, device, split_name),
+        "rig": {"name": rig, "fps": rig_fps} if rig else None,
+        "command": _command(stylizer_name, set_name, limit, config, name, cleanup, device, split_name, rig, rig_fps),
         "summary": _summarise(rows, fmd),
         "seconds": time.perf_counter() - started,
         "rows": rows,
@@ -196,7 +215,7 @@ def evaluate(
     return report, artefacts
 
 
-def _command(stylizer_name, set_name, limit, config, name, cleanup, device, split_name="test") -> str:
+def _command(stylizer_name, set_name, limit, config, name, cleanup, device, split_name="test", rig=None, rig_fps=24.0):
     """The command line that reproduces a run."""
     words = ["python", "-m", "training.evaluate"]
     if config is None:
@@ -214,6 +233,8 @@ def _command(stylizer_name, set_name, limit, config, name, cleanup, device, spli
         words += ["--device", device]
     if split_name != "test":
         words += ["--split", split_name]
+    if rig:
+        words += ["--rig", rig, "--rig-fps", f"{rig_fps:g}"]
     return shlex.join(words)
 
 
@@ -384,6 +405,8 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--split", default="test", choices=("test", "val"), help="val: pairs of the validation split, for tuning"
     )
+    parser.add_argument("--rig", choices=EVALUATION_RIGS, help="perform every pair on this rig (product pipeline)")
+    parser.add_argument("--rig-fps", type=float, default=24.0, help="the rig's frame rate with --rig (default 24)")
     parser.add_argument("--out", type=Path, default=REPORTS_DIR)
     parser.add_argument("--summary", action="store_true", help="rewrite reports/summary.md from the reports")
     args = parser.parse_args(argv)
@@ -392,6 +415,7 @@ def main(argv=None) -> int:
         report, artefacts = evaluate(
             args.stylizer, args.set_name, args.limit,
             config=args.config, name=args.name, cleanup=args.cleanup, device=args.device, split_name=args.split,
+            rig=args.rig, rig_fps=args.rig_fps,
         )  # fmt: skip
         out_dir = args.out / args.set_name / report["stylizer"]
         write_report(report, artefacts, out_dir)
