@@ -122,6 +122,32 @@ def check_resume(config: dict, out: Path) -> None:
         raise ValueError(f"--resume: the config differs from the run's {Path(out) / 'config.toml'}")
 
 
+def restart_metrics(path: Path, fields: tuple[str, ...], resumed_step: int | None = None) -> None:
+    """metrics.csv with its header and, on a resume at ``resumed_step``, its rows up to that step
+    (rows written after the checkpoint come again, so a resumed run writes an unbroken run's rows)."""
+    path = Path(path)
+    rows = []
+    if resumed_step is not None and path.is_file():
+        with path.open() as f:
+            rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resumed_step]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows({k: r.get(k, "") for k in fields} for r in rows)
+
+
+def append_metrics(path: Path, fields: tuple[str, ...], row: dict, digits: int) -> None:
+    """One metrics.csv row; floats to ``digits`` significant digits, missing fields empty."""
+
+    def cell(value) -> str:
+        if value is None or value == "":
+            return ""
+        return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+    with Path(path).open("a", newline="") as f:
+        csv.DictWriter(f, fieldnames=fields).writerow({k: cell(row.get(k, "")) for k in fields})
+
+
 def read_metrics(path: Path) -> list[dict]:
     """metrics.csv rows as floats (an empty cell, e.g. a step without validation, is NaN)."""
     with Path(path).open() as f:

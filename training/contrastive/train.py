@@ -56,7 +56,6 @@ only without dropout (the smoke config).
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import os
@@ -93,8 +92,10 @@ from training.data.windows import WindowSampler
 from training.evaluation.probes import knn_accuracy
 from training.runs import (
     add_train_arguments,
+    append_metrics,
     check_resume,
     plot_metrics,
+    restart_metrics,
     run_config,
     step_seed,
     to_toml,
@@ -510,17 +511,13 @@ class Trainer:
         t = self.config["train"]
         self.out.mkdir(parents=True, exist_ok=True)
         metrics_path = self.out / "metrics.csv"
-        rows: list[dict] = []
         if resume:
             self.load_checkpoint()
-            if metrics_path.is_file():
-                with metrics_path.open() as f:
-                    rows = [r for r in csv.DictReader(f) if int(r["step"]) <= self.step]
         elif self.rank == 0:
             (self.out / "config.toml").write_text(to_toml(self.config))
             self.save_stats()
         if self.rank == 0:
-            _write_metrics(metrics_path, rows)
+            restart_metrics(metrics_path, METRIC_FIELDS, self.step if resume else None)
         end = t["max_steps"] if stop_after is None else min(t["max_steps"], stop_after)
         sums: dict[str, float] = {}
         count = 0
@@ -546,7 +543,7 @@ class Trainer:
                     row.update(self.validate())
                 sums, count = {}, 0
                 if self.rank == 0:
-                    _append_metrics(metrics_path, row)
+                    append_metrics(metrics_path, METRIC_FIELDS, row, digits=8)
             if self.step % t["checkpoint_every"] == 0 or last:
                 self.save_checkpoint()
         bar.close()
@@ -601,27 +598,6 @@ def _gather_nograd(x: torch.Tensor) -> torch.Tensor:
     parts = [torch.empty_like(x) for _ in range(size)]
     dist.all_gather(parts, x.contiguous())
     return torch.cat(parts)
-
-
-def _fmt(value) -> str:
-    if value is None or value == "":
-        return ""
-    if isinstance(value, float):
-        return f"{value:.8g}"
-    return str(value)
-
-
-def _write_metrics(path: Path, rows: list[dict]) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k, "") for k in METRIC_FIELDS})
-
-
-def _append_metrics(path: Path, row: dict) -> None:
-    with path.open("a", newline="") as f:
-        csv.DictWriter(f, fieldnames=METRIC_FIELDS).writerow({k: _fmt(row.get(k, "")) for k in METRIC_FIELDS})
 
 
 def train(

@@ -30,7 +30,6 @@ training command, commit and split.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys
@@ -52,7 +51,16 @@ from core.stylize.diffusion import clip_style_codes
 from training.data.cache import FeatureCache, load_cache
 from training.data.paths import REPO_ROOT
 from training.data.split import SPLIT_FILE, load_split
-from training.runs import add_train_arguments, check_resume, plot_metrics, run_config, step_seed, to_toml
+from training.runs import (
+    add_train_arguments,
+    append_metrics,
+    check_resume,
+    plot_metrics,
+    restart_metrics,
+    run_config,
+    step_seed,
+    to_toml,
+)
 
 DEFAULT_CONFIG = REPO_ROOT / "training" / "configs" / "diffusion.toml"
 LOSS_TERMS = ("diffusion", "style", "content", "contact", "ccp", "limits")
@@ -334,18 +342,11 @@ class Trainer:
         t = self.config["train"]
         self.out.mkdir(parents=True, exist_ok=True)
         metrics = self.out / "metrics.csv"
-        rows: list[dict] = []
         if resume:
             self.load_checkpoint()
-            if metrics.is_file():
-                with metrics.open() as f:
-                    rows = [r for r in csv.DictReader(f) if int(r["step"]) <= self.step]
         else:
             (self.out / "config.toml").write_text(to_toml(self.config))
-        with metrics.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
-            writer.writeheader()
-            writer.writerows(rows)
+        restart_metrics(metrics, METRIC_FIELDS, self.step if resume else None)
         end = t["max_steps"] if stop_after is None else min(t["max_steps"], stop_after)
         bar = tqdm(total=end, initial=self.step, desc="diffusion", unit="step", disable=not t["progress"])
         started = time.perf_counter() - self.seconds
@@ -365,13 +366,7 @@ class Trainer:
                     row.update(self.validate())
                     self.log(f"step {self.step}: " + ", ".join(f"{k} {row[k]:.3f}" for k in VAL_FIELDS))
                 self.sums, self.count = defaultdict(float), 0
-                with metrics.open("a", newline="") as f:
-                    csv.DictWriter(f, fieldnames=METRIC_FIELDS).writerow(
-                        {
-                            k: (f"{row[k]:.6g}" if isinstance(row.get(k), float) else row.get(k, ""))
-                            for k in METRIC_FIELDS
-                        }
-                    )
+                append_metrics(metrics, METRIC_FIELDS, row, digits=6)
             if self.step % t["checkpoint_every"] == 0 or self.step == end:
                 self.save_checkpoint()
         bar.close()
