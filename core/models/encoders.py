@@ -69,7 +69,7 @@ from ..ops.features import (
     ROTATIONS,
 )
 from ..ops.rotations import matrix_to_sixd, sixd_to_matrix
-from .erasure import apply_eraser
+from .erasure import apply_eraser, erase
 
 VIEWS = ("joint", "velocity", "bone")
 NUM_NODES = NUM_BODY_JOINTS + 1  # 21 body joints + the root node
@@ -426,7 +426,7 @@ class Encoders:
         for name, eraser in self.erasers.items():
             mean = torch.as_tensor(eraser["mean"], device=features.device)
             projection = torch.as_tensor(eraser["projection"], device=features.device)
-            out[name] = out[name] - (out[name] - mean) @ projection.T
+            out[name] = erase(out[name], mean, projection)
         return out
 
     @torch.no_grad()

@@ -57,7 +57,12 @@ def _basis(matrix, eps: float) -> np.ndarray:
     return u[:, s > eps * max(s.max(), eps)]
 
 
+def erase(x, mean, projection):
+    """``x`` (..., D) less its fitted label directions: one formula for numpy arrays and torch
+    tensors alike (``mean`` and ``projection`` of the same kind)."""
+    return x - (x - mean) @ projection.T
+
+
 def apply_eraser(codes, eraser: dict[str, np.ndarray]) -> np.ndarray:
     """``codes`` (..., D) with the fitted label erased (float32)."""
-    x = np.asarray(codes, dtype=np.float32)
-    return x - (x - eraser["mean"]) @ eraser["projection"].T
+    return erase(np.asarray(codes, dtype=np.float32), eraser["mean"], eraser["projection"])
