@@ -24,6 +24,7 @@ weights file missing or unreadable, a setting the stylizer does not take.
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -33,7 +34,9 @@ SHIPPED_CONFIG = Path(__file__).resolve().parents[2] / "weights" / "stylizer.jso
 """The shipped model config: weights/stylizer.json beside the core package, in the repo and in the
 add-on zip alike; the model of the CLI and the server when neither --config nor --stylizer is given."""
 METADATA_KEYS = ("description", "comment")
-LEARNED = ("diffusion",)  # imported on demand: they need torch, the baselines only numpy
+# name -> (module in this package, class): imported on demand, since they need torch and the
+# baselines only numpy
+LEARNED = {"diffusion": (".diffusion", "DiffusionStylizer")}
 
 
 def known_stylizers() -> list[str]:
@@ -42,10 +45,9 @@ def known_stylizers() -> list[str]:
 
 def stylizer_class(name: str):
     """The class of a known stylizer name (known_stylizers())."""
-    if name == "diffusion":
-        from .diffusion import DiffusionStylizer
-
-        return DiffusionStylizer
+    if name in LEARNED:
+        module, class_name = LEARNED[name]
+        return getattr(importlib.import_module(module, __package__), class_name)
     return BASELINES[name]
 
 
