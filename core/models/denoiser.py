@@ -38,6 +38,7 @@ from ..ops.features import (
     PLANAR_VELOCITY,
     ROTATIONS,
 )
+from .encoders import checkpoint_paths
 
 CHECKPOINT_FORMAT = "mst-denoiser"
 CHECKPOINT_VERSION = 1
@@ -160,18 +161,11 @@ class Denoiser(nn.Module):
         return self.out(F.silu(self.out_norm(h))).transpose(1, 2)
 
 
-def _paths(stem) -> tuple[Path, Path]:
-    stem = Path(stem)
-    if stem.suffix in (".json", ".safetensors"):
-        stem = stem.with_suffix("")
-    return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
-
-
 def save_denoiser(stem, denoiser: Denoiser, stats: dict, extra: dict | None = None) -> tuple[Path, Path]:
     """Write the checkpoint pair; ``extra`` (training command, commit, split, losses...) goes in the JSON."""
     from safetensors.torch import save_file
 
-    weights, meta_path = _paths(stem)
+    weights, meta_path = checkpoint_paths(stem)
     meta = dict(extra or {})
     meta.update(
         format=CHECKPOINT_FORMAT,
@@ -194,7 +188,7 @@ def load_denoiser(stem, device="cpu") -> tuple[Denoiser, dict]:
     """(Denoiser in eval mode on ``device``, its checkpoint JSON); ValueError names a bad file."""
     from safetensors.torch import load_file
 
-    weights, meta_path = _paths(stem)
+    weights, meta_path = checkpoint_paths(stem)
     for path in (meta_path, weights):
         if not path.is_file():
             raise ValueError(f"denoiser checkpoint file {path} does not exist")

@@ -465,7 +465,9 @@ class Encoders:
         }
 
 
-def _paths(path_stem) -> tuple[Path, Path]:
+def checkpoint_paths(path_stem) -> tuple[Path, Path]:
+    """(``<stem>.safetensors``, ``<stem>.json``) of a checkpoint stem (a path with either suffix
+    is taken as its stem): the file pair of every checkpoint in this package."""
     stem = Path(path_stem)
     if stem.suffix in (".json", ".safetensors"):
         stem = stem.with_suffix("")
@@ -487,7 +489,7 @@ def save_encoders(
 
     if content.config != style.config:
         raise ValueError("content and style encoders must share one EncoderConfig")
-    weights, meta_path = _paths(path_stem)
+    weights, meta_path = checkpoint_paths(path_stem)
     tensors = {f"content.{k}": v.detach().cpu().contiguous() for k, v in content.state_dict().items()}
     tensors.update({f"style.{k}": v.detach().cpu().contiguous() for k, v in style.state_dict().items()})
     for name, eraser in (erasers or {}).items():
@@ -517,7 +519,7 @@ def load_encoders(path_stem, device="cpu") -> Encoders:
     """The Encoders saved by ``save_encoders`` (eval mode, on ``device``)."""
     from safetensors.torch import load_file
 
-    weights, meta_path = _paths(path_stem)
+    weights, meta_path = checkpoint_paths(path_stem)
     meta = json.loads(meta_path.read_text())
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{meta_path} is not an encoder checkpoint (format {meta.get('format')!r})")

@@ -41,7 +41,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from ..diffusion import DDIMSampler, NoiseSchedule
 from ..models.denoiser import GROUP_NAMES, feature_group_masks, load_denoiser
-from ..models.encoders import load_encoders
+from ..models.encoders import checkpoint_paths, load_encoders
 from ..motion.motion import Motion
 from ..ops.features import CONTACTS, HEADING_VELOCITY, PLANAR_VELOCITY, features_to_motion, motion_to_features
 from .baselines import StatisticsStylizer, _compose, _Parts, _ratio, _take_group
@@ -121,7 +121,7 @@ class DiffusionStylizer:
             if not isinstance(settings.get(key), str):
                 raise TypeError(f"needs '{key}': the checkpoint path stem, relative to the config's folder")
         encoders_stem = Path(folder) / settings["encoders"]
-        if not encoders_stem.with_name(encoders_stem.name + ".json").is_file():
+        if not checkpoint_paths(encoders_stem)[1].is_file():
             raise ValueError(f"the encoders checkpoint {encoders_stem}.json does not exist")
         denoiser, meta = load_denoiser(Path(folder) / settings["denoiser"], device)
         encoders = load_encoders(encoders_stem, device)
