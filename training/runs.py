@@ -9,6 +9,7 @@ import copy
 import csv
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,49 @@ def to_toml(config: dict, prefix: str = "") -> str:
 def step_seed(*parts: int) -> int:
     """A seed derived from (run seed, step, stream...): a resumed run draws what an unbroken one would."""
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def spread_subset(ids, limit: int) -> list[str]:
+    """``limit`` ids spread evenly over the sorted list (0 = all): keeps every content x style cell
+    represented in small test runs."""
+    ids = sorted(ids)
+    if not limit or limit >= len(ids):
+        return ids
+    return [ids[i] for i in np.linspace(0, len(ids) - 1, limit).round().astype(int)]
+
+
+def run_device(config: dict):
+    """The config's ``device`` ("auto": CUDA when there is one); under torchrun, this process's GPU."""
+    import torch
+
+    wanted = config["device"]
+    if wanted == "auto":
+        wanted = "cuda" if torch.cuda.is_available() else "cpu"
+    if wanted == "cuda":
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device(wanted)
+
+
+def optimizer_tensors(optimizer) -> dict:
+    """The optimizer's per-parameter state as flat ``optim.<index>.<name>`` tensors (safetensors
+    checkpoints hold no pickled objects); ``optimizer_state`` reads them back."""
+    import torch
+
+    return {
+        f"optim.{index}.{name}": torch.as_tensor(value).detach().cpu().clone().contiguous()
+        for index, state in optimizer.state_dict()["state"].items()
+        for name, value in state.items()
+    }
+
+
+def optimizer_state(tensors: dict) -> dict:
+    """The ``state`` of an optimizer state dict from a checkpoint's ``optim.*`` tensors."""
+    state: dict = {}
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, index, key = name.split(".", 2)
+            state.setdefault(int(index), {})[key] = value
+    return state
 
 
 def add_train_arguments(parser: argparse.ArgumentParser, default_config: Path, name: str) -> None:

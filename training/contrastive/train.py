@@ -94,9 +94,13 @@ from training.runs import (
     add_train_arguments,
     append_metrics,
     check_resume,
+    optimizer_state,
+    optimizer_tensors,
     plot_metrics,
     restart_metrics,
     run_config,
+    run_device,
+    spread_subset,
     step_seed,
     to_toml,
 )
@@ -113,15 +117,6 @@ CHECKPOINT = "checkpoint"
 # -------------------------------------------------------------------------------------------- data
 
 
-def _subset(ids: list[str], limit: int) -> list[str]:
-    """``limit`` ids spread evenly over the sorted list (0 = all): keeps every content x style cell
-    represented in small test runs."""
-    ids = sorted(ids)
-    if not limit or limit >= len(ids):
-        return ids
-    return [ids[i] for i in np.linspace(0, len(ids) - 1, limit).round().astype(int)]
-
-
 def _window_clips(sampler: WindowSampler, chunk: int = 1024) -> np.ndarray:
     """Cache clip index of every window of a sampler (through the public ``get``)."""
     out = [sampler.get(np.arange(i, min(i + chunk, len(sampler))))["clip"] for i in range(0, len(sampler), chunk)]
@@ -134,8 +129,8 @@ class Data:
     def __init__(self, config: dict, cache: FeatureCache, split: dict[str, list[str]]):
         d, seed = config["data"], config["seed"]
         dataset2 = {c.id for c in cache.clips if c.dataset == "dataset-2"}
-        train_ids = _subset([c for c in split["train"] if c in dataset2], d["max_train_clips"])
-        val_ids = _subset([c for c in split["val"] if c in dataset2], d["max_val_clips"])
+        train_ids = spread_subset([c for c in split["train"] if c in dataset2], d["max_train_clips"])
+        val_ids = spread_subset([c for c in split["val"] if c in dataset2], d["max_val_clips"])
         balance = d["balance"] or None
         # training windows are cut longer than the encoders' window so the augmenters can speed them
         # up (training.contrastive.augment: a speed-up needs a longer source)
@@ -196,15 +191,6 @@ def source_window(config: dict) -> int:
     return max(window, math.ceil((window - 1) * max(1.0, fastest)) + 1)
 
 
-def _device(config: dict) -> torch.device:
-    wanted = config["device"]
-    if wanted == "auto":
-        wanted = "cuda" if torch.cuda.is_available() else "cpu"
-    if wanted == "cuda":
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return torch.device(wanted)
-
-
 def init_distributed(device: torch.device) -> None:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
@@ -223,7 +209,7 @@ class Trainer:
     def __init__(self, config: dict, out: Path, command: str = "", cache: FeatureCache | None = None, log=print):
         self.config, self.out, self.command, self.log = config, Path(out), command, log
         t = config["train"]
-        self.device = _device(config)
+        self.device = run_device(config)
         init_distributed(self.device)
         self.rank, self.world = world()
         if t["batch_size"] % self.world:
@@ -455,9 +441,7 @@ class Trainer:
         for prefix, module in (("model", self.model), ("key", self.key), ("queue", self.queues)):
             for name, value in module.state_dict().items():
                 tensors[f"{prefix}.{name}"] = value.detach().cpu().clone().contiguous()
-        for index, state in self.optimizer.state_dict()["state"].items():
-            for name, value in state.items():
-                tensors[f"optim.{index}.{name}"] = torch.as_tensor(value).detach().cpu().clone().contiguous()
+        tensors.update(optimizer_tensors(self.optimizer))
         tensors["rng.torch"] = torch.get_rng_state()
         tensors["rng.numpy"] = torch.from_numpy(np.random.get_state()[1].astype(np.int64))
         return tensors
@@ -487,18 +471,13 @@ class Trainer:
         for prefix, module in (("model", self.model), ("key", self.key), ("queue", self.queues)):
             state = {n[len(prefix) + 1 :]: v for n, v in tensors.items() if n.startswith(prefix + ".")}
             module.load_state_dict(state)
-        state: dict = {}
-        for name, value in tensors.items():
-            if name.startswith("optim."):
-                _, index, key = name.split(".", 2)
-                state.setdefault(int(index), {})[key] = value
         groups = meta["optimizer"]["param_groups"]
         params = iter(range(sum(1 for _ in self.model.parameters())))
         for group, live in zip(groups, self.optimizer.param_groups, strict=True):
             group["params"] = [next(params) for _ in live["params"]]
             if "betas" in group:
                 group["betas"] = tuple(group["betas"])
-        self.optimizer.load_state_dict({"state": state, "param_groups": groups})
+        self.optimizer.load_state_dict({"state": optimizer_state(tensors), "param_groups": groups})
         torch.set_rng_state(tensors["rng.torch"])
         numpy_state = meta["rng"]["numpy"]
         np.random.set_state(("MT19937", tensors["rng.numpy"].numpy().astype(np.uint32), *numpy_state))

@@ -55,9 +55,13 @@ from training.runs import (
     add_train_arguments,
     append_metrics,
     check_resume,
+    optimizer_state,
+    optimizer_tensors,
     plot_metrics,
     restart_metrics,
     run_config,
+    run_device,
+    spread_subset,
     step_seed,
     to_toml,
 )
@@ -130,23 +134,9 @@ class Clips:
         return features, codes
 
 
-def _spread(ids: list[str], limit: int) -> list[str]:
-    """``limit`` ids spread evenly over the sorted list (0 = all): small runs keep every cell."""
-    if not limit or limit >= len(ids):
-        return ids
-    return [ids[i] for i in np.linspace(0, len(ids) - 1, limit).round().astype(int)]
-
-
 def denoiser_config(config: dict) -> DenoiserConfig:
     fields = {k: v for k, v in config["model"].items() if k != "schedule_steps"}
     return DenoiserConfig.from_dict(fields)
-
-
-def _device(config: dict) -> torch.device:
-    wanted = config["device"]
-    if wanted == "auto":
-        wanted = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(wanted)
 
 
 def ccp_loss(output: torch.Tensor, source: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -163,13 +153,13 @@ class Trainer:
         self.config, self.out, self.command, self.log = config, Path(out), command, log
         torch.manual_seed(config["seed"])
         torch.set_num_threads(config["threads"])
-        self.device = _device(config)
+        self.device = run_device(config)
         d = config["data"]
         cache = cache or load_cache(progress=False)
         split = load_split()
         dataset2 = {c.id for c in cache.clips if c.dataset == "dataset-2"}
-        train_ids = _spread(sorted(c for c in split["train"] if c in dataset2), d["max_train_clips"])
-        val_ids = _spread(sorted(c for c in split["val"] if c in dataset2), d["max_val_clips"])
+        train_ids = spread_subset([c for c in split["train"] if c in dataset2], d["max_train_clips"])
+        val_ids = spread_subset([c for c in split["val"] if c in dataset2], d["max_val_clips"])
         self.encoders = load_encoders(REPO_ROOT / config["encoders"], self.device)
         for module in (self.encoders.content, self.encoders.style):
             module.eval().requires_grad_(False)
@@ -313,9 +303,7 @@ class Trainer:
     # ---- checkpoints
     def save_checkpoint(self) -> None:
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
-        for index, state in self.optimizer.state_dict()["state"].items():
-            for name, value in state.items():
-                tensors[f"optim.{index}.{name}"] = torch.as_tensor(value).detach().cpu().clone().contiguous()
+        tensors.update(optimizer_tensors(self.optimizer))
         partial = self.out / f"{CHECKPOINT}.safetensors.partial"
         save_file(tensors, partial)
         os.replace(partial, self.out / f"{CHECKPOINT}.safetensors")
@@ -327,13 +315,8 @@ class Trainer:
         meta = json.loads((self.out / f"{CHECKPOINT}.json").read_text())
         tensors = load_file(self.out / f"{CHECKPOINT}.safetensors")
         self.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        state: dict = {}
-        for name, value in tensors.items():
-            if name.startswith("optim."):
-                _, index, key = name.split(".", 2)
-                state.setdefault(int(index), {})[key] = value
         groups = self.optimizer.state_dict()["param_groups"]
-        self.optimizer.load_state_dict({"state": state, "param_groups": groups})
+        self.optimizer.load_state_dict({"state": optimizer_state(tensors), "param_groups": groups})
         self.step, self.seconds = meta["step"], meta["seconds"]
         pending = meta.get("pending", {})
         self.sums, self.count = defaultdict(float, pending.get("sums", {})), pending.get("count", 0)
