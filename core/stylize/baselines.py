@@ -104,6 +104,15 @@ def _take_group(out: _Parts, source: _Parts, group: str) -> None:
         out.pelvis = source.pelvis.copy()
 
 
+def take_groups(content: Motion, styled: Motion, groups) -> Motion:
+    """``content`` with the arrays of body ``groups`` taken from ``styled`` (same frame count):
+    every other group keeps the content's arrays bit for bit."""
+    parts, source = _Parts.of(content), _Parts.of(styled)
+    for group in groups:
+        _take_group(parts, source, group)
+    return _compose(content, parts, pelvis_changed=bool({"root", "torso"} & set(groups)))
+
+
 class IdentityStylizer:
     """The content, untouched: perfect fidelity, no style at all."""
 

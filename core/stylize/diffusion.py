@@ -44,7 +44,7 @@ from ..models.denoiser import GROUP_NAMES, feature_group_masks, load_denoiser
 from ..models.encoders import checkpoint_paths, load_encoders
 from ..motion.motion import Motion
 from ..ops.features import CONTACTS, HEADING_VELOCITY, PLANAR_VELOCITY, features_to_motion, motion_to_features
-from .baselines import StatisticsStylizer, _compose, _Parts, _ratio, _take_group
+from .baselines import StatisticsStylizer, _ratio, take_groups
 from .request import GROUPS, StyleRequest
 
 STYLE_WINDOW = 60  # frames per style window: the length the encoders were trained on
@@ -201,11 +201,7 @@ class DiffusionStylizer:
             out[:, motion] = gaussian_filter1d(out[:, motion], settings["smooth"], axis=0, mode="nearest")
         if settings["keep_path"]:
             out = _keep_path(out, features)
-        decoded = _Parts.of(features_to_motion(out, start, content.skeleton))
-        parts = _Parts.of(content)
-        for g in styled:
-            _take_group(parts, decoded, g)
-        return _compose(content, parts, pelvis_changed=bool({"root", "torso"} & set(styled)))
+        return take_groups(content, features_to_motion(out, start, content.skeleton), styled)
 
 
 def _keep_path(out: np.ndarray, source: np.ndarray) -> np.ndarray:

@@ -39,7 +39,7 @@ from core.motion.motion import Motion
 from core.ops.features import motion_to_features
 from core.ops.rotations import quat_angle
 from core.runtime import CleanupSettings, clean_stylized
-from core.stylize.baselines import _compose, _Parts, _take_group
+from core.stylize.baselines import take_groups
 from core.stylize.loading import load_stylizer
 from core.stylize.request import GROUPS, StyleRequest
 from training.data.cache import load_cache
@@ -152,15 +152,6 @@ def arms_only(run: Run, pairs) -> dict:
     }
 
 
-def part_motion(source: Motion, output: Motion, groups) -> Motion:
-    """``source`` with ``groups`` (body groups) taken from ``output``."""
-    parts = _Parts.of(source)
-    styled = _Parts.of(output)
-    for g in groups:
-        _take_group(parts, styled, g)
-    return _compose(source, parts, pelvis_changed=bool({"root", "torso"} & set(groups)))
-
-
 def per_group_references(run: Run, pairs) -> dict:
     """Check c: arms + torso from reference A, legs + root from reference B; the group judges."""
     rows = []
@@ -170,7 +161,7 @@ def per_group_references(run: Run, pairs) -> dict:
         output = run.stylize(p.source, p.reference, {g: 1.0 for g in GROUPS}, {g: second for g in PART_B})
         source = run.motions[p.source]
         proba = run.style_proba(
-            [source, part_motion(source, output, PART_A), part_motion(source, output, PART_B), output]
+            [source, take_groups(source, output, PART_A), take_groups(source, output, PART_B), output]
         )
         a, b = run.style_index(p.target_style), run.style_index(style_b)
         rows.append(
