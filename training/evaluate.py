@@ -90,7 +90,8 @@ def _real_cells(cache, split) -> dict[tuple[str, str], list[int]]:
     return cells
 
 
-def _pair_row(pair, request, output: Motion, seconds: float) -> dict:
+def _pair_row(pair, request, output: Motion, seconds: float, kept: dict | None = None) -> dict:
+    """One pair's figures; ``kept``: the zero-weight deviation measured elsewhere (on a rig)."""
     source = request.content
     skate = measures.foot_skate_pair(source, output)
     row = {
@@ -109,7 +110,7 @@ def _pair_row(pair, request, output: Motion, seconds: float) -> dict:
         "jitter": measures.jitter(output),
     }
     if any(w == 0 for w in pair.weights.values()):
-        deviation = measures.zero_weight_deviation(source, output, pair.weights)
+        deviation = kept if kept is not None else measures.zero_weight_deviation(source, output, pair.weights)
         row["zero_weight_rotation_rad"] = deviation["rotation_rad"]
         row["zero_weight_root_cm"] = deviation["root_position_cm"]
     return row
@@ -162,6 +163,7 @@ def evaluate(
     for pair in pairs:
         request = pair_request(pair, motions, stylizer)
         t0 = time.perf_counter()
+        kept = None
         if on_rig is None:
             output = stylizer.stylize(request)
         else:
@@ -170,16 +172,13 @@ def evaluate(
         seconds = time.perf_counter() - t0
         if output.num_frames != request.content.num_frames:
             raise RuntimeError(f"{label} returned {output.num_frames} frames for {request.content.num_frames}")
-        separate_cleanup = cleanup and on_rig is None
-        if separate_cleanup:
+        cleanup_seconds = None
+        if cleanup and on_rig is None:  # on a rig, the pipeline ran it
             t0 = time.perf_counter()
             output = clean_stylized(request.content, output, pair.weights, cleanup_settings)
             cleanup_seconds = time.perf_counter() - t0
-        rows.append(_pair_row(pair, request, output, seconds))
-        if on_rig is not None and "zero_weight_rotation_rad" in rows[-1]:  # checked on the rig itself
-            rows[-1]["zero_weight_rotation_rad"] = kept["rotation_rad"]
-            rows[-1]["zero_weight_root_cm"] = kept["root_position_cm"]
-        if separate_cleanup:
+        rows.append(_pair_row(pair, request, output, seconds, kept))
+        if cleanup_seconds is not None:
             rows[-1]["cleanup_seconds"] = cleanup_seconds
         outputs.append(output)
         output_features.append(motion_to_features(output)[0])
