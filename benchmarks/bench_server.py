@@ -20,43 +20,21 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from core import protocol as P
-from core.io.bvh import read_bvh
-from core.retarget.matching import rig_for_skeleton
-from core.runtime import RigMotion, stylize_rig_motion
+from core.runtime import stylize_rig_motion
 from core.stylize.loading import SHIPPED_CONFIG, load_stylizer
-from training.data.paths import REPO_ROOT, bandai_root
+from training.data.paths import REPO_ROOT
 
-sys.path.insert(0, str(REPO_ROOT / "blender_addon"))  # client/job as plain modules (no bpy package)
-import client as C
-import job as J
+from .server_requests import C, format_seconds, rig_motion, run_job, stylize_request, times
 
 CONTENT = "dataset-1_walk-back_not-confident_001.bvh"  # 364 frames, cut to 300
 STYLE = "dataset-1_walk_angry_001.bvh"
 FRAMES = 300
 WEIGHTS = {"left_arm": 1.5}
 SERVER_ARGS = ("--device", "cpu", "--log-level", "WARNING")
-
-
-def _rig_motion(name: str, frames: int | None = None) -> RigMotion:
-    m = read_bvh(bandai_root() / name.split("_", 1)[0] / "data" / name)
-    rot = m.rotations[:frames].astype(np.float32).astype(np.float64)  # what goes over the wire is float32
-    pos = m.positions[:frames].astype(np.float32).astype(np.float64)
-    return RigMotion.from_arrays(rig_for_skeleton(m.skeleton), rot, pos, m.fps)
-
-
-def _times(fn, runs: int) -> list[float]:
-    out = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
 
 
 def measure(args) -> list[tuple[str, float, str, float]]:
@@ -71,20 +49,15 @@ def measure(args) -> list[tuple[str, float, str, float]]:
         assert client.stop() == 0
 
     cold()  # warm the OS file cache once: every launch after it is "cold" for the process only
-    ours = statistics.median(_times(cold, args.runs))
-    base = statistics.median(_times(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), args.runs))
+    ours = statistics.median(times(cold, args.runs))
+    base = statistics.median(times(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), args.runs))
     rows.append(("server cold start to hello (`python -m core.server --device cpu`)", ours, "`python -c pass`", base))
 
-    content, style = _rig_motion(CONTENT, FRAMES), _rig_motion(STYLE)
-    assert content.motion.num_frames == FRAMES
-    wire = [(m.rig.to_json(), m.motion.fps, m.motion.rotations, m.motion.positions) for m in (content, style)]
-    request = P.stylize_request(None, *wire, weights=WEIGHTS)
+    content, style = rig_motion(CONTENT, FRAMES), rig_motion(STYLE)
+    request = stylize_request(content, style, WEIGHTS)
 
     def through_server():
-        job = J.StylizeJob()
-        job.start(client, request)
-        assert job.wait(0.001, timeout=120) == J.DONE, job.describe_error()
-        return job.result
+        return run_job(client, request, timeout=120)
 
     shipped = load_stylizer(SHIPPED_CONFIG)  # what the server runs by default
 
@@ -95,16 +68,12 @@ def measure(args) -> list[tuple[str, float, str, float]]:
         client.start()
         got, expected = through_server(), library()  # also the warm-up of both paths
         assert np.abs(got["rotations"] - expected.rotations).max() < 1e-5
-        ours = statistics.median(_times(through_server, args.warm_runs))
-        base = statistics.median(_times(library, args.warm_runs))
+        ours = statistics.median(times(through_server, args.warm_runs))
+        base = statistics.median(times(library, args.warm_runs))
     rows.append(
         (f"warm stylize, {FRAMES} frames, ServerClient + StylizeJob", ours, "in-process stylize_rig_motion", base)
     )
     return rows
-
-
-def _fmt(seconds: float) -> str:
-    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
 
 
 def main(argv=None) -> None:
@@ -122,7 +91,7 @@ def main(argv=None) -> None:
     )
     print("| measure | ours (median) | baseline | baseline (median) | ours ÷ baseline |\n|---|---|---|---|---|")
     for what, ours, base_name, base in rows:
-        print(f"| {what} | {_fmt(ours)} | {base_name} | {_fmt(base)} | {ours / base:.2f} |")
+        print(f"| {what} | {format_seconds(ours)} | {base_name} | {format_seconds(base)} | {ours / base:.2f} |")
 
 
 if __name__ == "__main__":

@@ -20,21 +20,11 @@ import shlex
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
+from training.data.paths import REPO_ROOT
 
-from core import protocol as P
-from core.io.bvh import read_bvh
-from core.ops.resample import resample
-from core.retarget.matching import rig_for_skeleton
-from core.runtime import RigMotion
-from training.data.paths import REPO_ROOT, bandai_root
-
-sys.path.insert(0, str(REPO_ROOT / "blender_addon"))  # client/job as plain modules (no bpy package)
-import client as C
-import job as J
+from .server_requests import C, format_seconds, rig_motion, run_job, stylize_request, times
 
 CONTENT = "dataset-2_walk_elderly_001.bvh.gz"  # 414 frames at 30 fps, cut to 300
 STYLE = "dataset-2_walk_active_001.bvh.gz"
@@ -43,38 +33,19 @@ FRAMES = 300
 WEIGHTS = {"left_arm": 1.5}
 
 
-def _rig_motion(name: str, frames: int | None = None) -> RigMotion:
-    m = resample(read_bvh(bandai_root() / name.split("_", 1)[0] / "data" / name), FPS)
-    if frames is not None and m.num_frames < frames:
-        raise SystemExit(f"{name}: {m.num_frames} frames at {FPS:g} fps, fewer than {frames}")
-    rot = m.rotations[:frames].astype(np.float32).astype(np.float64)  # what goes over the wire is float32
-    pos = m.positions[:frames].astype(np.float32).astype(np.float64)
-    return RigMotion.from_arrays(rig_for_skeleton(m.skeleton), rot, pos, m.fps)
-
-
 def _warm_times(server_args: list[str], request, runs: int) -> tuple[list[float], dict]:
     """Seconds of ``runs`` stylize requests to one warm server (after a warm-up request), and its hello."""
     log = Path(tempfile.mkdtemp(prefix="bench-stylize-")) / "server.log"
     client = C.ServerClient(sys.executable, server_args, log_path=log, core_dir=REPO_ROOT, timeout=600.0)
 
-    def once():
-        job = J.StylizeJob()
-        job.start(client, request)
-        assert job.wait(0.001, timeout=600) == J.DONE, job.describe_error()
-        return job.result
-
     with client:
         info = client.start()
         if info.get("type") != "hello":
             raise SystemExit(f"the server did not start: {info}; log {log}:\n{client.log_tail()}")
-        result = once()  # warm-up: first-call allocations, caches, CUDA kernels
+        result = run_job(client, request, timeout=600)  # warm-up: first-call allocations, caches, CUDA kernels
         assert result["rotations"].shape[0] == FRAMES
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            once()
-            times.append(time.perf_counter() - start)
-    return times, info
+        seconds = times(lambda: run_job(client, request, timeout=600), runs)
+    return seconds, info
 
 
 def _device_name(device: str) -> str:
@@ -85,10 +56,6 @@ def _device_name(device: str) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
-def _fmt(seconds: float) -> str:
-    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="weights/stylizer.json", help="the model config to time")
@@ -97,9 +64,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     import torch
 
-    content, style = _rig_motion(CONTENT, FRAMES), _rig_motion(STYLE)
-    wire = [(m.rig.to_json(), m.motion.fps, m.motion.rotations, m.motion.positions) for m in (content, style)]
-    request = P.stylize_request(None, *wire, weights=WEIGHTS)
+    request = stylize_request(rig_motion(CONTENT, FRAMES, FPS), rig_motion(STYLE, fps=FPS), WEIGHTS)
     common = ["--device", args.device, "--log-level", "WARNING"]
     config = os.path.abspath(args.config)
     ours, info = _warm_times([*common, "--config", config], request, args.runs)
@@ -115,8 +80,10 @@ def main(argv=None) -> None:
         f"{FRAMES} frames at {FPS:g} fps, {CONTENT} styled by {STYLE}; warm servers, {args.runs} requests each)\n"
     )
     print("| stylizer | median | min | max |\n|---|---|---|---|")
-    for name, times in ((f"{info['stylizer']} ({args.config})", ours), (f"{base_info['stylizer']} (baseline)", base)):
-        print(f"| {name} | {_fmt(statistics.median(times))} | {_fmt(min(times))} | {_fmt(max(times))} |")
+    for name, seconds in ((f"{info['stylizer']} ({args.config})", ours), (f"{base_info['stylizer']} (baseline)", base)):
+        print(
+            f"| {name} | {format_seconds(statistics.median(seconds))} | {format_seconds(min(seconds))} | {format_seconds(max(seconds))} |"
+        )
     print(f"\nratio (median ÷ baseline median): {statistics.median(ours) / statistics.median(base):.1f}")
 
 
