@@ -8,7 +8,7 @@ import pytest
 
 from training.data.paths import REPO_ROOT, bandai_root, data_root
 
-__all__ = ["BANDAI_ROOT", "DATA_ROOT", "REPO_ROOT", "bandai_clip", "canonical_clip"]
+__all__ = ["BANDAI_ROOT", "DATA_ROOT", "REPO_ROOT", "bandai_clip", "canonical_clip", "tiny_diffusion_config"]
 
 DATA_ROOT = data_root()
 BANDAI_ROOT = bandai_root(DATA_ROOT)
@@ -27,6 +27,29 @@ def canonical_clip(name: str):
     from core.ops.resample import resample
 
     return resample(read_bvh(bandai_clip(name)), FEATURE_FPS)
+
+
+def tiny_diffusion_config(folder: Path, **settings) -> str:
+    """The path of a model config of the diffusion stylizer in ``folder``: a tiny random-init
+    denoiser (seeded; untrained, so its values mean nothing) and the shipped encoders, named relative
+    to the config's folder as the shipped config names them. ``settings``: its sampling settings."""
+    import json
+    import os
+
+    import torch
+
+    from core.models.denoiser import Denoiser, DenoiserConfig, save_denoiser
+    from core.models.encoders import load_encoders
+
+    encoders = REPO_ROOT / "weights" / "encoders" / "contrastive"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        denoiser = Denoiser(DenoiserConfig(hidden=16, blocks=2, condition_dim=32), 20)
+    save_denoiser(folder / "denoiser", denoiser, stats=load_encoders(encoders).stats)
+    config = {"stylizer": "diffusion", "denoiser": "denoiser", "encoders": os.path.relpath(encoders, folder)}
+    path = folder / "stylizer.json"
+    path.write_text(json.dumps({**config, **settings}))
+    return str(path)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import tiny_diffusion_config
 
 from training.evaluate import evaluate, main, write_report
 
@@ -49,32 +50,8 @@ def test_report_files(identity_cross, tmp_path):
     assert "| cross | identity |" in (tmp_path / "summary.md").read_text()
 
 
-def tiny_model_config(folder) -> str:
-    """A model config of a tiny random-init diffusion stylizer (real encoders), in ``folder``."""
-    import os
-
-    from core.models.denoiser import Denoiser, DenoiserConfig, save_denoiser
-    from core.models.encoders import load_encoders
-    from training.data.paths import REPO_ROOT
-
-    encoders = REPO_ROOT / "weights" / "encoders" / "contrastive"
-    save_denoiser(
-        folder / "denoiser", Denoiser(DenoiserConfig(hidden=32, blocks=2), 100), stats=load_encoders(encoders).stats
-    )
-    config = {
-        "stylizer": "diffusion",
-        "denoiser": "denoiser",
-        "encoders": os.path.relpath(encoders, folder),
-        "steps": 2,
-        "start": 0.5,
-    }
-    path = folder / "stylizer.json"
-    path.write_text(json.dumps(config))
-    return str(path)
-
-
 def test_model_config_with_cleanup(data_root, tmp_path):
-    config = tiny_model_config(tmp_path)
+    config = tiny_diffusion_config(tmp_path, steps=2, start=0.5)
     report, artefacts = evaluate(None, "cross", 2, config=config, name="tiny", cleanup=True)
     assert report["stylizer"] == "tiny" and report["pairs"] == 2 and len(artefacts["outputs"]) == 2
     assert report["config"] == config and report["cleanup"] is True
@@ -91,7 +68,7 @@ def test_model_config_with_cleanup(data_root, tmp_path):
 def test_main_takes_config_or_stylizer(data_root, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--stylizer", "identity", "--config", "x.json", "--set", "cross"])
-    config = tiny_model_config(tmp_path)
+    config = tiny_diffusion_config(tmp_path, steps=2, start=0.5)
     assert main(["--config", config, "--set", "cross", "--limit", "2", "--cleanup", "--out", str(tmp_path / "r")]) == 0
     saved = json.loads((tmp_path / "r" / "cross" / "diffusion" / "report.json").read_text())
     assert saved["stylizer"] == "diffusion" and saved["cleanup"] is True and saved["pairs"] == 2

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO_ROOT, bandai_clip
+from conftest import REPO_ROOT, bandai_clip, tiny_diffusion_config
 
 from core import protocol as P
 from core.io.bvh import read_bvh
@@ -574,28 +574,6 @@ def test_command_line_errors_are_clear(tmp_path, data_root):
     assert r.returncode == 2 and "unknown body group 'tail'" in r.stderr
 
 
-def _tiny_diffusion_config(folder: Path) -> Path:
-    """A model config of the diffusion stylizer with a tiny random-init denoiser (seeded) and the
-    shipped encoders, named by a path relative to the config's folder as the shipped one does."""
-    import torch
-
-    from core.models.denoiser import Denoiser, DenoiserConfig, save_denoiser
-    from core.models.encoders import load_encoders
-
-    encoders = REPO_ROOT / "weights" / "encoders" / "contrastive"
-    torch.manual_seed(0)
-    denoiser = Denoiser(DenoiserConfig(hidden=16, blocks=2, condition_dim=32), 20)
-    save_denoiser(folder / "denoiser", denoiser, stats=load_encoders(encoders).stats)
-    config = {
-        "stylizer": "diffusion",
-        "denoiser": "denoiser",
-        "encoders": os.path.relpath(encoders, folder),
-        "steps": 4,
-    }
-    (folder / "stylizer.json").write_text(json.dumps(config))
-    return folder / "stylizer.json"
-
-
 def test_command_line_default_model_and_flags_fill_the_options(tmp_path, data_root, monkeypatch, capsys):
     """With no --config/--stylizer the shipped model config (weights/stylizer.json beside the core
     package) is loaded; --steps/--seed/--no-cleanup/--contact-height/--contact-speed fill the options
@@ -644,7 +622,7 @@ def test_command_line_runs_a_diffusion_config_with_the_flags(tmp_path, data_root
     sample, --no-cleanup turns the contact cleanup off, bad values exit 2 with a clear message."""
     import core.__main__ as cli
 
-    config = _tiny_diffusion_config(tmp_path)
+    config = tiny_diffusion_config(tmp_path, steps=4)
     content = bandai_clip(CONTENT)
 
     def run(name, *flags):
@@ -679,7 +657,7 @@ def test_command_line_runs_a_diffusion_config_with_the_flags(tmp_path, data_root
 def test_server_runs_a_diffusion_config(tmp_path, clips):
     """A server on a diffusion model config answers a stylize request with the library's result
     (the model lives on the server's device from load time; requests carry only sampling options)."""
-    config = _tiny_diffusion_config(tmp_path)
+    config = tiny_diffusion_config(tmp_path, steps=4)
     s = ServerProcess("--config", str(config))
     assert s.hello()["stylizer"] == "diffusion"
     content, style = clips

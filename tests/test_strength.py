@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 
-from tests.test_evaluate import tiny_model_config
+from conftest import tiny_diffusion_config
+
 from training.diffusion.strength import main
 
 
 def test_strength_files(data_root, tmp_path):
-    config = tiny_model_config(tmp_path)
+    config = tiny_diffusion_config(tmp_path, steps=2, start=0.5)
     out = tmp_path / "strength"
     assert main(["--config", config, "--limit", "2", "--out", str(out)]) == 0
     result = json.loads((out / "strength.json").read_text())
@@ -40,7 +41,7 @@ def test_strength_files(data_root, tmp_path):
 
 
 def test_no_cleanup_flag(data_root, tmp_path):
-    config = tiny_model_config(tmp_path)
+    config = tiny_diffusion_config(tmp_path, steps=2, start=0.5)
     out = tmp_path / "s"
     assert main(["--config", config, "--limit", "2", "--no-cleanup", "--out", str(out)]) == 0
     result = json.loads((out / "strength.json").read_text())
