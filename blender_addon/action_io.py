@@ -139,7 +139,7 @@ def rest_skeleton(obj) -> dict:
 
     Bones are ordered parents first (Blender's order where it already is). Returns bone_names,
     parents, offsets (J, 3) (head minus parent head; the root's from the armature origin),
-    rest_quats (J, 4) (rotation of bone.matrix_local), heads (J, 3), connected (J,) bool.
+    rest_quats (J, 4) (rotation of bone.matrix_local), heads (J, 3), tails (J, 3), connected (J,) bool.
     """
     bones = obj.data.bones
     names_in = [b.name for b in bones]
@@ -170,6 +170,9 @@ def rest_skeleton(obj) -> dict:
     rot = rot / np.linalg.norm(rot, axis=-2, keepdims=True)  # drop any rest scale (rare)
     rest_quats = matrix_to_quat(rot)
     heads = mats[:, :3, 3].copy()
+    tails = np.empty(len(names_in) * 3, dtype=np.float32)
+    bones.foreach_get("tail_local", tails)
+    tails = tails.reshape(-1, 3)[perm].astype(np.float64)
     parents = np.array([index[parent_in[b]] if parent_in[b] is not None else -1 for b in order], dtype=np.int64)
     offsets = heads - np.where(parents[:, None] >= 0, heads[np.maximum(parents, 0)], 0.0)
     connected = np.array([bones[b].use_connect for b in order], dtype=bool)
@@ -179,6 +182,7 @@ def rest_skeleton(obj) -> dict:
         "offsets": offsets,
         "rest_quats": rest_quats,
         "heads": heads,
+        "tails": tails,
         "connected": connected,
         "num_bones": n,
     }
@@ -257,32 +261,146 @@ def scene_fps(scene=None) -> float:
     return scene.render.fps / scene.render.fps_base
 
 
-def read_action(obj, action=None, frame_start=None, frame_end=None) -> dict:
-    """Sample ``action`` (default: the armature's assigned one) on every integer frame of
-    [frame_start, frame_end] (default: the action's frame range) into runtime-convention arrays.
+def _key_times(curves) -> tuple[np.ndarray, bool]:
+    """Every key time of the curves (sorted, unique to 1e-4 frames) and whether all are LINEAR."""
+    times, linear = [], True
+    for fc in curves:
+        kp = fc.keyframe_points
+        if len(kp) == 0:
+            continue
+        co = np.empty(2 * len(kp), dtype=np.float32)
+        kp.foreach_get("co", co)
+        times.append(co[0::2].astype(np.float64))
+        if len(kp) > 1:
+            ipo = np.empty(len(kp), dtype=np.int32)
+            kp.foreach_get("interpolation", ipo)
+            linear = linear and bool(np.all(ipo[:-1] == LINEAR))
+    if not times:
+        return np.empty(0), linear
+    return np.unique(np.round(np.concatenate(times), 4)), linear
 
-    Returns bone_names, parents (J,), offsets (J, 3), rest_quats (J, 4), heads (J, 3),
+
+def sample_times(curves, lo: float, hi: float) -> tuple[np.ndarray, float]:
+    """(frames to read, frames between samples): the action's own key times when they form one
+    regular grid (a BVH or FBX take at its capture rate, wherever the scene's rate put its keys),
+    else every integer frame (keys set by hand, Bezier curves between sparse keys).
+
+    Reading a 30 fps take keyed every 4 frames of a 120 fps scene at its keys keeps it a 30 fps
+    take, and reading a 120 fps take at every frame keeps all its detail."""
+    keys, linear = _key_times(curves)
+    keys = keys[(keys >= lo - 1e-4) & (keys <= hi + 1e-4)]
+    if len(keys) >= 2:
+        steps = np.diff(keys)
+        step = float(np.median(steps))
+        if np.abs(steps - step).max() < 1e-3 and (linear or step <= 1.0 + 1e-6) and step > 1e-3:
+            return keys, step
+    return np.arange(round(lo), round(hi) + 1, dtype=np.float64), 1.0
+
+
+def _runtime_from_basis(rest, basis_q, loc):
+    """Runtime local arrays from pose-bone basis rotations and locations (see the module doc)."""
+    bq = rest["rest_quats"]
+    rotations = quat_mul(quat_mul(bq, basis_q), quat_conj(bq))
+    translations = rest["offsets"] + quat_rotate(np.broadcast_to(bq, loc.shape[:-1] + (4,)), loc)
+    # a connected bone's head is pinned to its parent's tail: Blender ignores its location
+    translations[:, rest["connected"]] = rest["offsets"][rest["connected"]]
+    return rotations, translations
+
+
+def _runtime_from_pose_matrices(rest, mats):
+    """Runtime local arrays from evaluated armature-space pose matrices (F, J, 4, 4): what Blender
+    shows after constraints, IK and drivers. World rotation W = P b^-1, local = W_parent^-1 W."""
+    rot = mats[..., :3, :3]
+    rot = rot / np.linalg.norm(rot, axis=-2, keepdims=True)
+    world = quat_mul(matrix_to_quat(rot), quat_conj(rest["rest_quats"]))
+    heads = mats[..., :3, 3]
+    parents = rest["parents"]
+    has_parent = parents >= 0
+    p = np.maximum(parents, 0)
+    parent_world = np.where(has_parent[:, None], world[:, p], np.array([1.0, 0.0, 0.0, 0.0]))
+    rotations = quat_mul(quat_conj(parent_world), world)
+    delta = heads - np.where(has_parent[:, None], heads[:, p], 0.0)
+    translations = quat_rotate(quat_conj(parent_world), delta)
+    return rotations, translations
+
+
+def _frame_number(frame: float):
+    """A frame as an int when it is a whole frame (as Blender's UI shows it), else the float."""
+    return int(round(frame)) if abs(frame - round(frame)) < 1e-6 else float(frame)
+
+
+def key_rate(obj, action) -> float:
+    """The rate (fps) at which ``action`` is sampled: the scene's, divided by its key spacing."""
+    lo, hi = action.frame_range
+    return scene_fps() / sample_times(action_fcurves(obj, action), lo, hi)[1]
+
+
+def has_constraints(obj) -> bool:
+    """Whether any pose bone carries an active constraint (IK legs, copy-transforms of generated
+    rigs): then the keyed values are not what Blender shows, and the pose is read evaluated."""
+    return any(not c.mute and c.influence > 0 for pb in obj.pose.bones for c in pb.constraints)
+
+
+def _read_evaluated(obj, action, frames, rest):
+    """Pose matrices of every bone at ``frames`` with ``action`` playing (temporarily assigned when
+    it is not the current one; the assignment, its slot and the current frame are restored)."""
+    scene = bpy.context.scene
+    ad = obj.animation_data or obj.animation_data_create()
+    previous = (ad.action, ad.action_slot if slotted() else None)
+    current = (scene.frame_current, scene.frame_subframe)
+    names = rest["bone_names"]
+    order = [obj.pose.bones.find(n) for n in names]
+    mats = np.empty((len(frames), len(obj.pose.bones) * 16), dtype=np.float32)
+    try:
+        if ad.action != action:
+            slot = _slot_for(obj, action) if slotted() else None
+            ad.action = action
+            if slot is not None:
+                ad.action_slot = slot
+        for i, f in enumerate(frames):
+            whole = int(np.floor(f))
+            scene.frame_set(whole, subframe=float(f - whole))
+            obj.pose.bones.foreach_get("matrix", mats[i])
+    finally:
+        if ad.action != previous[0]:
+            ad.action = previous[0]
+            if previous[1] is not None:
+                ad.action_slot = previous[1]
+        scene.frame_set(current[0], subframe=current[1])
+    mats = mats.reshape(len(frames), -1, 4, 4).transpose(0, 1, 3, 2).astype(np.float64)
+    return mats[:, order]
+
+
+def read_action(obj, action=None, frame_start=None, frame_end=None) -> dict:
+    """Sample ``action`` (default: the armature's assigned one) over [frame_start, frame_end]
+    (default: the action's frame range) into runtime-convention arrays.
+
+    Samples are the action's own key times when they form a regular grid, else every integer frame
+    (sample_times); ``fps`` is the scene's rate divided by the spacing, so a take keeps its own rate.
+    Armatures with constraints are read as Blender evaluates them (has_constraints).
+    Returns bone_names, parents (J,), offsets (J, 3), rest_quats (J, 4), heads (J, 3), tails (J, 3),
     rotations (F, J, 4) local quaternions (w, x, y, z), translations (F, J, 3) local translations,
-    rotation_modes, fps, frame_start, frame_end, frames (F,), up_axis "Z", warnings.
-    The action is only read. Channels without an F-curve keep the pose bone's current value,
-    as Blender would show them.
+    rotation_modes, fps, frame_start, frame_end, frames (F,), up_axis "Z", slot_name, evaluated,
+    warnings. The action is only read. Channels without an F-curve keep the pose bone's current
+    value, as Blender would show them.
     """
     if action is None:
         action = obj.animation_data.action if obj.animation_data else None
         if action is None:
             raise ValueError(f"armature {obj.name!r} has no action")
     lo, hi = action.frame_range
-    f0 = round(lo) if frame_start is None else int(frame_start)
-    f1 = round(hi) if frame_end is None else int(frame_end)
-    if f1 < f0:
-        raise ValueError(f"empty frame range {f0}..{f1}")
-    frames = np.arange(f0, f1 + 1, dtype=np.float64)
+    lo = lo if frame_start is None else float(frame_start)
+    hi = hi if frame_end is None else float(frame_end)
+    if hi < lo:
+        raise ValueError(f"empty frame range {lo:g}..{hi:g}")
+    fcurves = action_fcurves(obj, action)
+    frames, step = sample_times(fcurves, lo, hi)
     F = len(frames)
 
     rest = rest_skeleton(obj)
     names = rest["bone_names"]
     J = len(names)
-    curves = {(fc.data_path, fc.array_index): fc for fc in action_fcurves(obj, action)}
+    curves = {(fc.data_path, fc.array_index): fc for fc in fcurves}
     warnings = []
 
     def channel(name, prop, size, default):
@@ -294,6 +412,7 @@ def read_action(obj, action=None, frame_start=None, frame_end=None) -> dict:
             out[:, i] = default[i] if vals is None else vals
         return out
 
+    evaluated = has_constraints(obj)
     basis_q = np.empty((F, J, 4))
     loc = np.empty((F, J, 3))
     modes = []
@@ -301,6 +420,8 @@ def read_action(obj, action=None, frame_start=None, frame_end=None) -> dict:
         pb = obj.pose.bones[name]
         mode = pb.rotation_mode
         modes.append(mode)
+        if evaluated:
+            continue
         if mode == "QUATERNION":
             basis_q[:, j] = quat_normalize(channel(name, "rotation_quaternion", 4, tuple(pb.rotation_quaternion)))
         elif mode == "AXIS_ANGLE":
@@ -314,33 +435,37 @@ def read_action(obj, action=None, frame_start=None, frame_end=None) -> dict:
         bone = obj.data.bones[name]
         if not bone.use_inherit_rotation or bone.inherit_scale != "FULL":
             warnings.append(f"bone {name!r} does not inherit rotation/scale fully; the convention assumes it does")
-        if len(pb.constraints):
-            warnings.append(f"bone {name!r} has constraints; only its keyed (basis) values are read")
 
-    bq = rest["rest_quats"]
-    rotations = quat_mul(quat_mul(bq, basis_q), quat_conj(bq))
-    translations = rest["offsets"] + quat_rotate(np.broadcast_to(bq, loc.shape[:-1] + (4,)), loc)
-    # a connected bone's head is pinned to its parent's tail: Blender ignores its location
-    translations[:, rest["connected"]] = rest["offsets"][rest["connected"]]
+    if evaluated:
+        rotations, translations = _runtime_from_pose_matrices(rest, _read_evaluated(obj, action, frames, rest))
+        warnings.append(
+            f"armature {obj.name!r} has constraints: its pose was read as Blender shows it, and the result "
+            "is keyed on the same bones (constraints such as IK still act on them)"
+        )
+    else:
+        rotations, translations = _runtime_from_basis(rest, basis_q, loc)
+    slot = _slot_for(obj, action) if slotted() else None
     return {
         **rest,
         "rotations": rotations,
         "translations": translations,
         "rotation_modes": modes,
-        "fps": scene_fps(),
-        "frame_start": f0,
-        "frame_end": f1,
+        "fps": scene_fps() / step,
+        "frame_start": _frame_number(frames[0]),
+        "frame_end": _frame_number(frames[-1]),
         "frames": frames,
         "up_axis": "Z",
         "action_name": action.name,
+        "slot_name": slot.name_display if slot is not None else None,
+        "evaluated": evaluated,
         "warnings": warnings,
     }
 
 
-def _new_action_and_fcurve_factory(obj, name):
+def _new_action_and_fcurve_factory(obj, name, slot_name=None):
     action = bpy.data.actions.new(name)
     if slotted():
-        slot = action.slots.new(id_type="OBJECT", name=obj.name)
+        slot = action.slots.new(id_type="OBJECT", name=slot_name or obj.name)
         layer = action.layers.new("Layer")
         strip = layer.strips.new(type="KEYFRAME")
         channelbag = strip.channelbags.new(slot)
@@ -372,6 +497,8 @@ def write_action(
     frame_start,
     fps=None,
     *,
+    frames=None,
+    slot_name=None,
     locations="needed",
     assign=True,
     protect_previous=True,
@@ -380,8 +507,11 @@ def write_action(
 
     rotations (F, J, 4) local quaternions (w, x, y, z), translations (F, J, 3) local translations, in
     the convention of read_action, for the bones ``bone_names`` (J; any subset and order of the
-    armature's bones; bones not listed get no curves). Frame i is keyed at frame_start + i (scaled
-    by scene fps / ``fps`` when ``fps`` is given and differs). Each bone gets curves in its own
+    armature's bones; bones not listed get no curves). Frame i is keyed at ``frames[i]`` when given
+    (the source's own key times), else at frame_start + i (scaled by scene fps / ``fps`` when
+    ``fps`` is given and differs). ``slot_name``: the new action's slot (4.4+), by default the
+    object's name; give the source action's slot name so that re-assigning the source plays it
+    (Blender picks a slot by the name last used). Each bone gets curves in its own
     rotation mode and, for bones not connected to their parent, location curves: ``locations``
     "all" for every such bone, "needed" (default) only where the translation leaves the rest offset
     (the root always). Keys are LINEAR, inserted in bulk. With ``assign``, the action becomes
@@ -410,13 +540,16 @@ def write_action(
     basis_q = quat_continuous(quat_normalize(basis_q), axis=0)
     loc = quat_rotate(np.broadcast_to(quat_conj(bq), translations.shape[:-1] + (4,)), translations - offsets)
 
-    step = 1.0 if fps is None or abs(fps - scene_fps()) < 1e-9 else scene_fps() / float(fps)
-    frames = (float(frame_start) + step * np.arange(F)).astype(np.float32)
+    if frames is None:
+        step = 1.0 if fps is None or abs(fps - scene_fps()) < 1e-9 else scene_fps() / float(fps)
+        frames = float(frame_start) + step * np.arange(F)
+    elif len(frames) != F:
+        raise ValueError(f"{len(frames)} key times for {F} frames")
     co = np.empty((F, 2), dtype=np.float32)
     co[:, 0] = frames
     ipo = np.full(F, LINEAR, dtype=np.int32)
 
-    action, slot, new_fcurve = _new_action_and_fcurve_factory(obj, name)
+    action, slot, new_fcurve = _new_action_and_fcurve_factory(obj, name, slot_name)
 
     def key(path, index, group, values):
         fc = new_fcurve(path, index, group)

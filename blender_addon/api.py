@@ -79,6 +79,7 @@ def stylize(
     assign=True,
     push_to_nla=False,
     options=None,
+    frame_range=None,
 ):
     """Stylize one action of armature ``obj`` and return the new action.
 
@@ -87,7 +88,8 @@ def stylize(
     weights: {group: weight} (groups root, torso, left_arm, right_arm, left_leg, right_leg; missing
     ones are 1); group_references: {group: reference} for groups that take their own style;
     name: the new action's name (default "<source> [<style>]"); assign: make it the armature's
-    action; push_to_nla: also put it on a new muted NLA track."""
+    action; push_to_nla: also put it on a new muted NLA track; frame_range: (first, last) frame of
+    the source to stylize (default its action's range)."""
     results = stylize_many(
         obj,
         [source],
@@ -101,6 +103,7 @@ def stylize(
         assign=assign,
         push_to_nla=push_to_nla,
         options=options,
+        frame_range=frame_range,
     )
     return results[0]
 
@@ -120,12 +123,13 @@ def stylize_many(
     push_to_nla=False,
     options=None,
     on_progress=None,
+    frame_range=None,
 ):
     """Stylize several actions of ``obj`` with one reference through one runtime server; returns
     the new actions in order. All inputs are checked and read before the first request, so a bad
     one fails before any work. ``assign`` (default False here) assigns the last result; results
     left unassigned get a fake user so that saving keeps them. ``on_progress(index, job)`` is
-    called while each one runs."""
+    called while each one runs; ``frame_range``: (first, last) frame of every source."""
     if obj is None or getattr(obj, "type", None) != "ARMATURE":
         raise ValueError(f"stylize needs an armature object, got {getattr(obj, 'name', obj)!r}")
     sources = list(sources)
@@ -150,6 +154,7 @@ def stylize_many(
             opts,
             None if names is None else names[i],
             read,
+            None if frame_range is None else (float(frame_range[0]), float(frame_range[1])),
         )
         for i, action in enumerate(sources)
     ]

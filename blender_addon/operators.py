@@ -16,7 +16,7 @@ from . import session, stylize_io
 from .client import ServerError
 from .job import CANCELLED, DONE, ModalDriver, StylizeJob
 from .preferences import addon_prefs
-from .rig_setup import rig_setup
+from .rig_setup import require_rig, rig_setup
 from .settings import BODY_JOINTS, GROUP_NAMES, WEIGHT_PRESETS
 
 TIMER_SECONDS = 0.1
@@ -41,7 +41,8 @@ class ActiveJob:
 def style_request(context) -> stylize_io.PreparedRequest:
     """The request the panel's settings describe for the active armature (reads only)."""
     settings = context.scene.motion_style
-    source = stylize_io.take_of(context.active_object, what="source")
+    require_rig(context.active_object)  # a rig the add-on cannot use is named first, before its actions
+    source = stylize_io.take_of(context.active_object, settings.source_action, what="source")
     if settings.reference_object is None:
         raise ValueError("pick a style armature (Motion Style tab > Style) whose action is the style reference")
     reference = stylize_io.take_of(settings.reference_object, settings.reference_action, "style reference")
@@ -51,7 +52,9 @@ def style_request(context) -> stylize_io.PreparedRequest:
         if group.use_reference and group.reference_object is not None:
             groups[name] = stylize_io.take_of(group.reference_object, group.reference_action, f"{name} reference")
     options = stylize_io.cleanup_options(settings.foot_cleanup, settings.contact_height, settings.contact_speed)
-    return stylize_io.prepare(source, reference, groups, settings.weights(), options)
+    return stylize_io.prepare(
+        source, reference, groups, settings.weights(), options, frame_range=settings.frame_range()
+    )
 
 
 class MST_OT_stylize_action(bpy.types.Operator):

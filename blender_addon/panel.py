@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bpy
 
+from .action_io import action_fcurves, key_rate, scene_fps
 from .operators import ActiveJob
 from .rig_setup import rig_setup
 from .settings import BODY_JOINTS, GROUPS
@@ -15,13 +16,51 @@ _setup_cache: dict = {}
 def cached_rig_setup(obj):
     """rig_setup for drawing: recomputed only when the armature's bones or hand mapping change."""
     mapping = obj.data.motion_style_mapping
-    key = (obj.name, obj.data.name, len(obj.data.bones), tuple(getattr(mapping, j) for j in BODY_JOINTS))
+    transform = tuple(round(v, 6) for row in obj.matrix_world for v in row)
+    key = (obj.name, obj.data.name, len(obj.data.bones), transform, tuple(getattr(mapping, j) for j in BODY_JOINTS))
     hit = _setup_cache.get(obj.name)
     if hit is None or hit[0] != key:
         if len(_setup_cache) > 32:
             _setup_cache.clear()
         hit = _setup_cache[obj.name] = (key, rig_setup(obj))
     return hit[1]
+
+
+_rate_cache: dict = {}
+
+
+def cached_key_rate(obj, action) -> float:
+    """key_rate for drawing: recomputed only when the action's curves or the scene's rate change."""
+    key = (obj.name, action.name, len(action_fcurves(obj, action)), tuple(action.frame_range), scene_fps())
+    hit = _rate_cache.get((obj.name, action.name))
+    if hit is None or hit[0] != key:
+        if len(_rate_cache) > 64:
+            _rate_cache.clear()
+        hit = _rate_cache[(obj.name, action.name)] = (key, key_rate(obj, action))
+    return hit[1]
+
+
+def draw_source(layout, settings, obj) -> None:
+    """The source box: the action (default the current one), the frame range and a rate warning."""
+    box = layout.box()
+    box.label(text="Source", icon="ACTION")
+    current = obj.animation_data.action if obj.animation_data else None
+    box.prop(settings, "source_action", text="Action")
+    action = settings.source_action or current
+    if action is None:
+        box.label(text="The armature has no action: pick one", icon="ERROR")
+        return
+    if settings.source_action is None:
+        box.label(text=f"Current action: {action.name}")
+    row = box.row(align=True)
+    row.prop(settings, "use_frame_range", text="")
+    sub = row.row(align=True)
+    sub.active = settings.use_frame_range
+    sub.prop(settings, "frame_start")
+    sub.prop(settings, "frame_end")
+    rate, scene = cached_key_rate(obj, action), scene_fps()
+    if abs(rate - scene) > 1e-3:
+        box.label(text=f"Keys at {rate:g} fps, scene at {scene:g} fps: read and keyed at {rate:g} fps", icon="INFO")
 
 
 class _MotionStylePanel:
@@ -41,8 +80,7 @@ class VIEW3D_PT_motion_style(_MotionStylePanel, bpy.types.Panel):
         if obj is None or obj.type != "ARMATURE":
             col.label(text="Select the armature to stylize", icon="INFO")
         else:
-            action = obj.animation_data.action if obj.animation_data else None
-            col.label(text=f"Source: {action.name if action else '(no action)'}", icon="ACTION")
+            draw_source(layout, settings, obj)
         box = layout.box()
         box.label(text="Style reference", icon="ARMATURE_DATA")
         box.prop(settings, "reference_object", text="Armature")
@@ -109,8 +147,10 @@ class VIEW3D_PT_motion_style_mapping(_MotionStylePanel, bpy.types.Panel):
         layout = self.layout
         obj = context.active_object
         setup = cached_rig_setup(obj)
-        found = f"preset {setup.preset}" if setup.preset else "matched by bone names"
+        found = f"preset {setup.preset}" if setup.preset else "matched by bone names and structure"
         layout.label(text=f"{obj.name}: {found}", icon="CHECKMARK" if setup.rig else "ERROR")
+        if setup.rig is not None:
+            layout.label(text=f"up axis {setup.rig.up_axis}, {len(setup.mapping)} joints mapped")
         if setup.error:
             for line in setup.error.split("; ")[:4]:
                 layout.label(text=line, icon="ERROR")
@@ -125,7 +165,8 @@ class VIEW3D_PT_motion_style_mapping(_MotionStylePanel, bpy.types.Panel):
             icon = "ERROR" if joint in setup.missing or joint in setup.bad else "NONE"
             row.prop_search(mapping, joint, obj.data, "bones", text=joint, icon=icon)
             if not getattr(mapping, joint):
-                row.label(text=detected or "—")
+                how = setup.found_by.get(joint)
+                row.label(text=f"{detected} ({how})" if detected else "—")
         if setup.unmapped_bones:
             layout.label(text=f"{len(setup.unmapped_bones)} bones keep the source animation (unmapped)")
 

@@ -9,7 +9,7 @@ is linked or appended into another file.
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, FloatProperty, PointerProperty, StringProperty
+from bpy.props import BoolProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 from .core.motion.canonical import BODY_GROUPS
 from .core.ops.cleanup import CLEANUP_CONTACT_SPEED_CM_PER_S
@@ -101,6 +101,30 @@ class MST_PG_style_settings(bpy.types.PropertyGroup):
     """The style controls of the N-panel (scene.motion_style)."""
 
     __annotations__ = {
+        "source_action": PointerProperty(
+            type=bpy.types.Action,
+            name="Source action",
+            description="The action to stylize; empty: the selected armature's current action",
+        ),
+        "use_frame_range": BoolProperty(
+            name="Frame range",
+            description="Stylize only these frames of the source action (else its whole range)",
+            default=False,
+        ),
+        "frame_start": IntProperty(
+            name="Start",
+            description="First frame of the source action to stylize",
+            default=1,
+            min=-1048574,
+            max=1048574,
+        ),
+        "frame_end": IntProperty(
+            name="End",
+            description="Last frame of the source action to stylize",
+            default=250,
+            min=-1048574,
+            max=1048574,
+        ),
         "reference_object": PointerProperty(
             type=bpy.types.Object,
             name="Style armature",
@@ -147,6 +171,10 @@ class MST_PG_style_settings(bpy.types.PropertyGroup):
 
     def weights(self) -> dict[str, float]:
         return {name: float(getattr(self, name).weight) for name in GROUP_NAMES}
+
+    def frame_range(self) -> tuple[int, int] | None:
+        """The source frame range the panel asks for, or None for the action's whole range."""
+        return (self.frame_start, self.frame_end) if self.use_frame_range else None
 
 
 class MST_PG_bone_mapping(bpy.types.PropertyGroup):

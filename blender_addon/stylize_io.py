@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import action_io
+from . import action_io, ik_poles
 from .core import protocol
-from .rig_setup import require_rig
+from .core.retarget.object_transform import from_world, to_world
+from .rig_setup import require_rig, world_matrix
 
 MAX_NAME = 63  # Blender's ID name length
 
@@ -37,10 +38,17 @@ class PreparedRequest:
     source: Take
     reference: Take
     bone_names: list[str]
-    frame_start: int
-    num_frames: int
+    parents: np.ndarray
+    frames: np.ndarray
+    slot_name: str | None
     result_name: str
     warnings: list[str] = field(default_factory=list)
+    pole_anchors: dict[str, str] = field(default_factory=dict)
+    source_world: tuple | None = None  # the source's (rotations, translations), world frame, for the poles
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frames)
 
 
 def take_of(obj, action=None, what="source") -> Take:
@@ -54,17 +62,20 @@ def take_of(obj, action=None, what="source") -> Take:
     return Take(obj, action)
 
 
-def _wire_motion(take: Take, what: str, read: dict | None = None):
-    """(rig json, fps, rotations, translations) of a take, and its read_action data. ``read``: takes
-    read before, by (object, action) name, so a batch reads its shared references once."""
-    key = (take.obj.name, take.action.name)
+def _wire_motion(take: Take, what: str, read: dict | None = None, frame_range=None):
+    """(rig json, fps, rotations, translations) of a take in its armature's world frame, and its
+    read_action data. ``read``: takes read before, by (object, action) name, so a batch reads its
+    shared references once; ``frame_range``: (first, last) frame, default the action's range."""
+    key = (take.obj.name, take.action.name, frame_range)
     if read is not None and key in read:
         return read[key]
-    data = action_io.read_action(take.obj, take.action)
+    rig = require_rig(take.obj)  # before reading: a rig that cannot be used fails without work
+    data = action_io.read_action(take.obj, take.action, *(frame_range or (None, None)))
     if len(data["frames"]) < 2:
-        raise ValueError(f"the {what} action {take.action.name!r} has fewer than 2 frames")
-    rig = require_rig(take.obj, data)
-    wire = (rig.to_json(), data["fps"], data["rotations"].astype(np.float32), data["translations"].astype(np.float32))
+        raise ValueError(f"the {what} action {take.action.name!r} has fewer than 2 frames in its range")
+    rotations, translations = to_world(data["parents"], data["rotations"], data["translations"], world_matrix(take.obj))
+    data["world"] = rotations, translations
+    wire = (rig.to_json(), data["fps"], rotations.astype(np.float32), translations.astype(np.float32))
     if read is not None:
         read[key] = wire, data
     return wire, data
@@ -94,10 +105,12 @@ def prepare(
     options: dict | None = None,
     name: str | None = None,
     read: dict | None = None,
+    frame_range: tuple[float, float] | None = None,
 ) -> PreparedRequest:
     """Read every take (nothing is written) and build the request (core.protocol). ``read``: a
-    dict shared by the requests of a batch, so takes they share are read once."""
-    content, data = _wire_motion(source, "source", read)
+    dict shared by the requests of a batch, so takes they share are read once; ``frame_range``:
+    the source's (first, last) frame, default its action's range."""
+    content, data = _wire_motion(source, "source", read, frame_range)
     ref_wire, ref_data = _wire_motion(reference, "style reference", read)
     groups = {}
     warnings = list(data["warnings"]) + list(ref_data["warnings"])
@@ -105,34 +118,46 @@ def prepare(
         groups[group], g_data = _wire_motion(take, f"{group} reference", read)
         warnings += g_data["warnings"]
     request = protocol.stylize_request(None, content, ref_wire, groups, weights or {}, options or {})
+    anchors = ik_poles.pole_anchors(source.obj)
     return PreparedRequest(
         request=request,
         source=source,
         reference=reference,
         bone_names=list(data["bone_names"]),
-        frame_start=int(data["frame_start"]),
-        num_frames=len(data["frames"]),
+        parents=np.asarray(data["parents"]),
+        frames=np.asarray(data["frames"]),
+        slot_name=data["slot_name"],
         result_name=name or result_name(source, reference),
         warnings=sorted(set(warnings)),
+        pole_anchors=anchors,
+        source_world=data["world"] if anchors else None,
     )
 
 
 def apply_result(prepared: PreparedRequest, result: dict, push_to_nla: bool = False, assign: bool = True):
-    """Key the job's result onto a NEW action for the source armature (the source action is only
-    protected with a fake user when it would lose its last user); returns the new action."""
+    """Key the job's result onto a NEW action for the source armature, on the source's own key
+    times and in its slot (the source action is only protected with a fake user when it would lose
+    its last user); returns the new action."""
     rotations = np.asarray(result["rotations"], dtype=np.float64)
     translations = np.asarray(result["translations"], dtype=np.float64)
     expected = (prepared.num_frames, len(prepared.bone_names))
     if rotations.shape[:2] != expected:
         raise ValueError(f"the runtime returned {rotations.shape[:2]} frames x bones, expected {expected}")
     obj = prepared.source.obj
+    if prepared.pole_anchors:
+        rotations, translations = ik_poles.follow_anchors(
+            prepared.parents, prepared.bone_names, prepared.pole_anchors, prepared.source_world, (rotations, translations)
+        )
+    rotations, translations = from_world(prepared.parents, rotations, translations, world_matrix(obj))
     action = action_io.write_action(
         obj,
         prepared.result_name,
         rotations,
         translations,
         prepared.bone_names,
-        prepared.frame_start,
+        prepared.frames[0],
+        frames=prepared.frames,
+        slot_name=prepared.slot_name,
         assign=assign,
     )
     if not assign:

@@ -1,12 +1,20 @@
 """The stylize pipeline the server and the command line run, callable as a library.
 
     rig motion (any fps) -> 30 fps -> canonical rig -> stylizer -> foot-contact cleanup
-        -> content's rig -> content's fps
+        -> content's rig -> the change applied to the content at its own fps
 
-Any rig goes in and comes out on its own skeleton with its own frame rate and frame count. Bones
-the rig description leaves unmapped keep the content's animation; so do the bones of every body
-group whose weight is 0 (copied from the original content, so the guarantee holds at any fps), and
-with every weight 0 the output is the content exactly.
+Any rig goes in and comes out on its own skeleton with its own frame rate and frame count. Every
+rig is checked first (core.retarget.retarget.check_rig). The stylizer works at 30 fps, but its
+result is not resampled back: its change per bone (a local rotation delta, and a translation delta
+where retargeting translates a bone) is interpolated to the content's frame times and applied to
+the content's own arrays, so a 120 fps clip keeps its detail between the 30 fps frames; detached
+bones (IK feet) are then put back at the end of their limbs. Bones the rig description leaves
+unmapped keep the content's animation; so do the bones of every body group whose weight is 0
+(copied from the original content, so the guarantee holds at any fps), and with every weight 0 the
+output is the content exactly.
+
+Input the runtime refuses raises core.errors.RequestError (RigError among them); anything else
+raised while running is a bug.
 """
 
 from __future__ import annotations
@@ -18,14 +26,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .errors import RequestError
 from .motion.canonical import BODY_GROUPS
 from .motion.motion import Motion
 from .ops.cleanup import CLEANUP_CONTACT_SPEED_CM_PER_S, clean_foot_contacts, detect_contacts
 from .ops.contacts import CONTACT_HEIGHT_MARGIN_CM
 from .ops.features import FEATURE_FPS
 from .ops.resample import resample, sample_frames
+from .ops.rotations import quat_conj, quat_mul
 from .retarget.presets import canonical_rig
-from .retarget.retarget import retarget
+from .retarget.retarget import check_rig, detached_bones, place_detached, retarget
 from .retarget.rig import Rig, RigError
 from .stylize.loading import stylizer_by_name
 from .stylize.request import GROUPS, StyleRequest
@@ -50,15 +60,15 @@ class RigMotion:
         translations = np.asarray(translations, dtype=np.float64)
         j = rig.skeleton.num_joints
         if rotations.ndim != 3 or rotations.shape[1:] != (j, 4) or translations.shape != rotations.shape[:2] + (3,):
-            raise ValueError(
+            raise RequestError(
                 f"rig {rig.name!r} has {j} bones: rotations must be (F, {j}, 4) and translations (F, {j}, 3); "
                 f"got {rotations.shape} and {translations.shape}"
             )
         if not np.isfinite(rotations).all() or not np.isfinite(translations).all():
-            raise ValueError("motion arrays hold NaN or infinite values")
+            raise RequestError("motion arrays hold NaN or infinite values")
         norms = np.linalg.norm(rotations, axis=-1)
         if (norms < 1e-6).any():
-            raise ValueError("rotations hold zero-length quaternions")
+            raise RequestError("rotations hold zero-length quaternions")
         if np.abs(norms - 1.0).max() > 1e-4:  # else kept as given, so weight 0 returns the input bit for bit
             rotations = rotations / norms[..., None]
         return cls(rig, Motion(rig.skeleton, rotations, translations, float(fps)))
@@ -118,19 +128,19 @@ class CleanupSettings:
     @classmethod
     def pop_from(cls, options: dict) -> CleanupSettings:
         """The settings in ``options`` (``foot_cleanup``, ``contact_height``, ``contact_speed``),
-        removed from it; a bad value raises ValueError."""
+        removed from it; a bad value raises RequestError."""
         enabled = options.pop("foot_cleanup", True)
         if not isinstance(enabled, (bool, int, float, np.bool_)) or enabled not in (0, 1):
-            raise ValueError(f"option foot_cleanup must be true or false, got {enabled!r}")
+            raise RequestError(f"option foot_cleanup must be true or false, got {enabled!r}")
         values = {}
         for key, default in (("contact_height", CONTACT_HEIGHT_MARGIN_CM), ("contact_speed", CLEANUP_CONTACT_SPEED_CM_PER_S)):
             value = options.pop(key, default)
             try:
                 values[key] = float(value)
             except (TypeError, ValueError):
-                raise ValueError(f"option {key} must be a number, got {value!r}") from None
+                raise RequestError(f"option {key} must be a number, got {value!r}") from None
             if isinstance(value, bool) or not (np.isfinite(values[key]) and values[key] > 0):
-                raise ValueError(f"option {key} must be a positive number, got {value!r}")
+                raise RequestError(f"option {key} must be a positive number, got {value!r}")
         return cls(bool(enabled), values["contact_height"], values["contact_speed"])
 
 
@@ -181,8 +191,10 @@ def stylize_rig_motion(
         stylizer = stylizer_by_name(stylizer, "stylizer")
     unknown = sorted((set(weights) | set(group_references)) - set(GROUPS))
     if unknown:
-        raise ValueError(f"unknown body groups {unknown}; groups are {list(GROUPS)}")
+        raise RequestError(f"unknown body groups {unknown}; groups are {list(GROUPS)}")
     job.step("retarget in")
+    for rig in {id(m.rig): m.rig for m in (content, reference, *group_references.values())}.values():
+        check_rig(rig)
     content30 = resample(content.motion, FEATURE_FPS)  # also the base the output is retargeted onto
     content_c = retarget(content30, content.rig, canonical_rig())
     reference_c = to_canonical(reference)
@@ -195,18 +207,29 @@ def stylize_rig_motion(
     out30 = retarget(out_c, canonical_rig(), content.rig, target_base=content30)
     job.step("resample out")
     original = content.motion
-    if abs(original.fps - FEATURE_FPS) < 1e-9 and out30.num_frames == original.num_frames:
-        out = out30.with_arrays(out30.rotations.copy(), out30.positions.copy(), original.fps)
-    else:
-        index = np.arange(original.num_frames) * (FEATURE_FPS / original.fps)
-        out = sample_frames(out30, index).with_arrays(fps=original.fps)
+    out = place_detached(content.rig, with_change(original, content30, out30))
     keep, keep_pelvis = kept_bones(content.rig, weights)
-    rotations, positions = out.rotations, out.positions.copy()
+    rotations, positions = out.rotations, original.positions.copy()
     rotations[:, keep] = original.rotations[:, keep]
-    pelvis = content.rig.bone("Hips")
-    moved = [b for b in range(original.skeleton.num_joints) if b != pelvis or keep_pelvis]
-    positions[:, moved] = original.positions[:, moved]
+    translated = [b for b in detached_bones(content.rig) if b not in keep]  # placed by retargeting
+    if not keep_pelvis:
+        translated.append(content.rig.bone("Hips"))
+    positions[:, translated] = out.positions[:, translated]
     return out.with_arrays(rotations, positions)
+
+
+def with_change(original: Motion, before30: Motion, after30: Motion) -> Motion:
+    """``original`` changed as ``before30`` (it at the feature rate) became ``after30``: per bone
+    the local rotation delta after30 * conj(before30) and the translation delta after30 - before30,
+    interpolated to the original's frame times (slerp, linear) and applied to the original's own
+    arrays. Resampling the 30 fps result instead would flatten all detail between its frames.
+    At the feature rate the change lands on the frames it was taken at: the result is after30."""
+    if before30 is original:
+        return after30.with_arrays(fps=original.fps)
+    rotations = quat_mul(after30.rotations, quat_conj(before30.rotations))
+    change = after30.with_arrays(rotations, after30.positions - before30.positions)
+    change = sample_frames(change, np.arange(original.num_frames) * (FEATURE_FPS / original.fps))
+    return original.with_arrays(quat_mul(change.rotations, original.rotations), original.positions + change.positions)
 
 
 def rig_from_description(description) -> Rig:
@@ -229,7 +252,7 @@ def motions_from_message(header: dict, arrays: dict) -> tuple[RigMotion, RigMoti
             motions[key] = RigMotion.from_arrays(
                 rig, arrays[f"{key}.rotations"], arrays[f"{key}.translations"], meta["fps"]
             )
-        except ValueError as e:
+        except RequestError as e:
             raise type(e)(f"motion {key!r}: {e}") from None
     groups = {key.split(":", 1)[1]: m for key, m in motions.items() if key.startswith("reference:")}
     return motions["content"], motions["reference"], groups

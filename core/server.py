@@ -22,8 +22,11 @@ messages (step, total, stage) and then a ``result`` or an ``error``. ``cancel`` 
 running job when no id) stops the job between steps with an error of kind ``cancelled``.
 ``shutdown`` exits with status 0; so does the end of stdin. A malformed frame gets an error of kind
 ``protocol``; when the frame could not be consumed whole (the stream position is lost) the server
-exits with status 2 after answering. Bad input never crashes the server: it answers an error of
-kind ``bad_request`` (or ``internal`` for a bug, with the traceback) and keeps serving.
+exits with status 2 after answering. Nothing raised while a request runs ends the server: input
+the runtime refuses (core.errors.RequestError: a bad rig description or rig, arrays, groups or
+options) is answered with an error of kind ``bad_request``; anything else is a bug (in the runtime
+or the stylizer) and is answered with kind ``internal``, its traceback and the stylizer's name, and
+logged; either way the server keeps serving.
 
 Exit statuses: 0 shutdown or end of input, 1 bad command line (e.g. ``--device cuda`` without a GPU),
 2 unrecoverable protocol error, 3 version mismatch, 4 the model config (or ``--stylizer``) could not
@@ -218,7 +221,7 @@ class Server:
     def run_stylize(self, header: dict, arrays: dict) -> None:
         import traceback
 
-        from .retarget.rig import RigError
+        from .errors import RequestError
         from .runtime import Cancelled, Job
 
         rid, seq = header["id"], header.pop("_seq")
@@ -232,16 +235,16 @@ class Server:
 
         options = dict(header.get("options", {}))
         try:
-            delay = float(options.pop("step_delay", 0.0))
-            job = Job(progress, cancelled, step_delay=min(max(delay, 0.0), 10.0))
+            job = Job(progress, cancelled, step_delay=_step_delay(options))
             result = self.stylize(header, arrays, options, job)
         except Cancelled as e:
             self.send_error("cancelled", f"request {rid!r} was cancelled ({e})", request_id=rid)
-        except (RigError, ValueError, KeyError, TypeError, IndexError) as e:
+        except RequestError as e:
             self.send_error("bad_request", f"{type(e).__name__}: {e}", traceback.format_exc(), rid)
         except Exception as e:  # a bug: report it with its traceback and keep serving
-            self.log.exception("stylize %r failed", rid)
-            self.send_error("internal", f"{type(e).__name__}: {e}", traceback.format_exc(), rid)
+            self.log.exception("stylize %r failed (stylizer %s)", rid, self.stylizer_name)
+            message = f"internal error (stylizer {self.stylizer_name!r}): {type(e).__name__}: {e}"
+            self.send_error("internal", message, traceback.format_exc(), rid)
         else:
             self.send(
                 {"type": "result", "id": rid, "fps": result.fps},
@@ -257,6 +260,19 @@ class Server:
 
         content, reference, groups = motions_from_message(header, arrays)
         return stylize_rig_motion(content, reference, groups, header.get("weights", {}), options, self.stylizer, job)
+
+
+def _step_delay(options: dict) -> float:
+    """The ``step_delay`` option (seconds slept at each step, for tests of cancel), removed from
+    ``options`` and clamped to [0, 10]."""
+    from .errors import RequestError
+
+    value = options.pop("step_delay", 0.0)
+    try:
+        delay = float(value)
+    except (TypeError, ValueError):
+        raise RequestError(f"option step_delay must be a number of seconds, got {value!r}") from None
+    return min(max(delay, 0.0), 10.0)
 
 
 def _reply_id(header: dict):

@@ -214,15 +214,30 @@ def test_rig_description_survives_json(rigs, walk_clip):
         np.testing.assert_array_equal(a, b)
 
 
-def test_unknown_bone_names_raise_an_error_naming_the_missing_joints(rigs):
+def test_unknown_bone_names_are_read_from_structure_and_missing_joints_are_named(rigs):
+    """Names nothing can match no longer lose the rig (issue 13: structure finds the same bones);
+    a body that really lacks a joint (legs cut at the ankle) gets the error naming it."""
     sk = rigs["mixamo"].skeleton
     anonymous = Skeleton(tuple(f"bone_{i:03d}" for i in range(sk.num_joints)), sk.parents, sk.offsets)
-    with pytest.raises(RigError) as err:
-        rig_for_skeleton(anonymous, name="anonymous")
-    assert all(j in str(err.value) for j in REQUIRED_JOINTS)
-    no_feet = Skeleton(tuple(n.replace("Foot", "Paw") for n in sk.names), sk.parents, sk.offsets)
+    found = rig_for_skeleton(anonymous, name="anonymous").mapping
+    assert {j: sk.names[anonymous.index(b)] for j, b in found.items() if j in REQUIRED_JOINTS} == {
+        j: b for j, b in rigs["mixamo"].mapping.items() if j in REQUIRED_JOINTS
+    }
+    feet = {sk.index(rigs["mixamo"].mapping[f"Foot_{s}"]) for s in "LR"}
+    keep = [j for j in range(sk.num_joints) if not any(a in feet for a in _chain(sk, j))]
+    index = {j: i for i, j in enumerate(keep)}
+    no_feet = Skeleton(
+        tuple(sk.names[j] for j in keep), tuple(index.get(sk.parents[j], -1) for j in keep), sk.offsets[keep]
+    )
     with pytest.raises(RigError, match=r"required canonical joints Foot_L, Foot_R; map them"):
         rig_for_skeleton(no_feet, name="no feet")
+
+
+def _chain(skeleton, joint):
+    """The joint and its ancestors."""
+    while joint >= 0:
+        yield joint
+        joint = skeleton.parents[joint]
 
 
 # --- presets and fuzzy matching -------------------------------------------------------------------

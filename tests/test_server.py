@@ -244,6 +244,14 @@ def test_bad_requests_get_errors_and_the_server_keeps_serving(server, clips, cas
     assert m.num_frames and server.hello()["version"] == P.PROTOCOL_VERSION
 
 
+@pytest.mark.parametrize("value", ["big", [2], None])
+def test_a_stylizer_option_of_the_wrong_type_is_a_bad_request(server, clips, value):
+    content, style = clips
+    server.send(*P.stylize_request("option", _wire(content), _wire(style), options={"max_ratio": value}))
+    _, final, _ = server.until_final()
+    assert final["kind"] == "bad_request" and "option max_ratio must be a number >= 1" in final["message"], final
+
+
 def test_nan_and_malformed_frames_in_sync_get_protocol_errors(server, clips):
     content, style = clips
     header, arrays = P.stylize_request("nan", _wire(content), _wire(style))
@@ -727,14 +735,14 @@ class PipeSession:
     """A core.server.Server serving in a thread on two os.pipe()s, as the real process does on its
     stdin/stdout; the test is the client on the other ends."""
 
-    def __init__(self, log):
+    def __init__(self, log, stylizer="statistics"):
         from core.server import Server
 
         in_r, self.in_w = os.pipe()
         out_r, out_w = os.pipe()
         self.instream, self.outstream = os.fdopen(in_r, "rb"), os.fdopen(out_w, "wb")
         self.replies_in = os.fdopen(out_r, "rb")
-        self.server = Server(self.instream, self.outstream, "statistics", "cpu", log)
+        self.server = Server(self.instream, self.outstream, stylizer, "cpu", log)
         self.code = None
         self.replies: queue.Queue = queue.Queue()
         self.threads = [
@@ -789,6 +797,63 @@ class PipeSession:
         assert not alive, f"threads still running: {alive}"
         self.instream.close()
         self.replies_in.close()
+
+
+class _BuggyStylizer:
+    """A stylizer with a bug: it reads a table it never filled (a KeyError inside stylize)."""
+
+    name = "buggy"
+
+    def __init__(self):
+        self.tables = {}
+
+    def stylize(self, request):
+        return self.tables["walk"]
+
+
+def test_a_stylizer_bug_is_internal_and_a_bad_rig_is_bad_request(clips):
+    """In one session: a KeyError raised inside the stylizer is answered as ``internal``, with the
+    stylizer's name, its traceback and a log record, not blamed on the request; a bad rig is a
+    ``bad_request``; the server answers the next message after each."""
+    import logging
+
+    records = []
+    log = logging.getLogger("buggy-server")
+    log.propagate, log.level = False, logging.INFO
+    handler = logging.Handler()
+    handler.emit = records.append
+    log.addHandler(handler)
+    session = PipeSession(log, _BuggyStylizer())
+    content, style = clips
+    rig, fps, rot, tr = _wire(content)
+
+    def final_reply(header, arrays=None):
+        session.send(_frame_bytes(header, arrays))
+        while True:
+            reply, _ = session.recv(time.monotonic() + TIMEOUT)
+            if reply["type"] != "progress":
+                return reply
+
+    try:
+        assert final_reply(P.hello_request())["type"] == "hello"
+        bug = final_reply(*P.stylize_request("bug", _wire(content), _wire(style)))
+        assert bug["type"] == "error" and bug["kind"] == "internal" and bug["id"] == "bug", bug
+        assert "'buggy'" in bug["message"] and "KeyError" in bug["message"]
+        assert "in stylize" in bug["traceback"] and 'self.tables["walk"]' in bug["traceback"]
+        assert any(r.levelno == logging.ERROR and r.exc_info and "'bug'" in r.getMessage() for r in records)
+        assert final_reply(P.hello_request(id="after-bug"))["id"] == "after-bug"
+        bad = final_reply(*P.stylize_request("rig", (_bad_rig(rig), fps, rot, tr), _wire(style)))
+        assert bad["type"] == "error" and bad["kind"] == "bad_request" and "NoSuchBone" in bad["message"], bad
+        for options in ({"step_delay": "slow"}, {"contact_speed": -1}, {"foot_cleanup": "yes"}):
+            reply = final_reply(*P.stylize_request("options", _wire(content), _wire(style), options=options))
+            assert reply["kind"] == "bad_request" and next(iter(options)) in reply["message"], reply
+        assert final_reply(P.hello_request(id="after-bad"))["id"] == "after-bad"
+        session.send(_frame_bytes({"type": "shutdown"}))
+        assert session.recv(time.monotonic() + TIMEOUT) is None
+    finally:
+        session.finish(time.monotonic() + TIMEOUT)
+        log.removeHandler(handler)
+    assert session.code == 0
 
 
 def test_fuzz_server_on_pipes_answers_or_closes_cleanly_10k_frames():

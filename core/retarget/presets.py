@@ -15,7 +15,7 @@ from ..io.bvh import read_bvh
 from ..motion.canonical import canonical_skeleton
 from ..motion.skeleton import Skeleton
 from ..ops.rotations import axis_quat, identity_quat, matrix_to_quat, quat_conj, quat_mul
-from .rig import BODY_JOINTS, UP_AXIS_TO_Y_UP, Rig
+from .rig import BODY_JOINTS, UP_AXIS_TO_Y_UP, Rig, RigError
 
 RIGS_DIR = Path(__file__).resolve().parent / "rigs"
 
@@ -50,11 +50,32 @@ _METARIG = {
     ),
 }
 
-# canonical joint -> bone name, without any namespace prefix ("mixamorig:" and the like).
+_RIGIFY_CONTROLS = {  # the animator's controls of a generated Rigify rig, FK limbs
+    "Hips": "torso", "Spine": "chest", "Neck": "neck", "Head": "head",
+    **_limbs(
+        {
+            "Shoulder": "shoulder.{side}", "UpperArm": "upper_arm_fk.{side}", "LowerArm": "forearm_fk.{side}",
+            "Hand": "hand_fk.{side}", "UpperLeg": "thigh_fk.{side}", "LowerLeg": "shin_fk.{side}",
+            "Foot": "foot_fk.{side}",
+        },
+        "L",
+        "R",
+    ),
+    **{f"Toes_{s}": (f"toe_fk.{s}", f"toe.{s}") for s in "LR"},  # Blender 3.x and later; older Rigify
+}
+
+# canonical joint -> bone name (or alternatives, the first present taken), without any prefix the
+# rig's bones all share ("mixamorig:", "mixamorig_", "Character1_" and the like).
+# Rigify: a generated rig keys its controls; its DEF and ORG bones follow them through constraints,
+# so they come first only in rigs that have no controls (DEF or ORG bones exported on their own).
+# Its "torso" control carries the whole body and "chest" the body above the torso pivot, so they
+# play the pelvis and the spine; "hips" turns the pelvis alone and stays as the base animation has it.
 # CMU: LowerBack and Neck sit on their parent's joint, so Spine and Neck1 are the bones whose
 # segments match the canonical spine and neck; LHipJoint/RHipJoint stay with the pelvis.
-PRESETS: dict[str, dict[str, str]] = {
+PRESETS: dict[str, dict[str, str | tuple[str, ...]]] = {
+    "rigify_controls": _RIGIFY_CONTROLS,
     "rigify_def": {joint: f"DEF-{bone}" for joint, bone in _METARIG.items()},
+    "rigify_org": {joint: f"ORG-{bone}" for joint, bone in _METARIG.items()},
     "metarig": _METARIG,
     "mixamo": {"Hips": "Hips", "Spine": "Spine", "Chest": "Spine2", "Neck": "Neck", "Head": "Head", **_ANGLO_LIMBS},
     "cmu": {"Hips": "Hips", "Spine": "Spine", "Chest": "Spine1", "Neck": "Neck1", "Head": "Head", **_ANGLO_LIMBS},
@@ -68,19 +89,65 @@ def strip_namespace(bone: str) -> str:
     return bone.rsplit("|", 1)[-1].rsplit(":", 1)[-1]
 
 
-def detect_preset(bone_names) -> str | None:
-    """The first preset whose every mapped bone is present (namespaces ignored), else None."""
-    present = {strip_namespace(b) for b in bone_names}
-    for name, mapping in PRESETS.items():
-        if set(mapping.values()) <= present:
-            return name
+def _alternatives(bone: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (bone,) if isinstance(bone, str) else bone
+
+
+def preset_bones(name: str, bone_names, parents=None) -> dict[str, str] | None:
+    """Canonical joint -> bone of preset ``name`` on these bones, or None when some joint has none of
+    its bones. The bones may share any prefix beyond a namespace (``mixamorig_Hips``), found from the
+    pelvis bone. With ``parents`` (the skeleton's parent indices) a preset whose chest is not where
+    both arms branch off is refused: Mixamo's names on a four-bone spine (LAFAN1: Spine..Spine3) would
+    put the chest one bone low."""
+    stripped = [strip_namespace(b) for b in bone_names]
+    actual = dict(zip(stripped, bone_names))
+    preset = PRESETS[name]
+    for prefix in _shared_prefixes(stripped, _alternatives(preset["Hips"])):
+        found = {}
+        for joint, bones in preset.items():
+            bone = next((prefix + b for b in _alternatives(bones) if prefix + b in actual), None)
+            if bone is None:
+                break
+            found[joint] = actual[bone]
+        else:
+            if parents is None or _chest_fits(found, list(bone_names), parents):
+                return found
     return None
 
 
+def _shared_prefixes(names: list[str], pelvis: tuple[str, ...]) -> list[str]:
+    """The prefixes before the preset's pelvis bone among the names, the empty one first."""
+    found = {n[: len(n) - len(b)] for n in names for b in pelvis if n.endswith(b)}
+    return sorted(found, key=len)
+
+
+def _chest_fits(found: dict[str, str], names: list[str], parents) -> bool:
+    """Whether the mapped chest is the arms' nearest common ancestor (True when it is unmapped)."""
+    if "Chest" not in found:
+        return True
+    ancestors = []
+    for side in "LR":
+        bone = names.index(found.get(f"Shoulder_{side}", found[f"UpperArm_{side}"]))
+        chain = []
+        while parents[bone] >= 0:
+            bone = parents[bone]
+            chain.append(bone)
+        ancestors.append(chain)
+    meet = next(b for b in ancestors[0] if b in set(ancestors[1]))
+    return names[meet] == found["Chest"]
+
+
+def detect_preset(bone_names, parents=None) -> str | None:
+    """The first preset whose every joint has a bone (see preset_bones), else None."""
+    names = list(bone_names)
+    return next((name for name in PRESETS if preset_bones(name, names, parents) is not None), None)
+
+
 def preset_rig(name: str, skeleton: Skeleton, up_axis: str = "Y") -> Rig:
-    """The preset's rig description on a skeleton that has its bones (any namespace prefix)."""
-    actual = {strip_namespace(b): b for b in skeleton.names}
-    mapping = {joint: actual[bone] for joint, bone in PRESETS[name].items() if bone in actual}
+    """The preset's rig description on a skeleton that has its bones (any shared prefix)."""
+    mapping = preset_bones(name, skeleton.names)
+    if mapping is None:
+        raise RigError(f"the bones of preset {name!r} are not all in the skeleton")
     rest = bandai_rest_rotations(skeleton, up_axis) if name == "bandai" else None
     return Rig(skeleton, mapping, rest_rotations=rest, up_axis=up_axis, name=name)
 

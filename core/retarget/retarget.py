@@ -9,6 +9,11 @@ both rigs' frames agree in world space:  G_target = G_source A_source A_target^-
 Going back multiplies by A_target A_source^-1, so rig -> rig' -> rig returns every mapped joint's
 world rotation exactly. Target bones with no counterpart keep their local rotation from
 ``target_base`` (or their rest pose) and follow their parents.
+
+Game rigs often parent a mapped bone elsewhere than below its canonical parent (an IK foot under
+the root or a control bone, not under the shin). Such a "detached" bone is placed where its
+canonical parent's bone carries it (detached_bones), so it sits at the end of the shin exactly as
+on a regular rig, and leg lengths are measured along the canonical chain, not the hierarchy.
 """
 
 from __future__ import annotations
@@ -16,10 +21,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..motion.canonical import CONTACT_JOINTS as FOOT_JOINTS
-from ..motion.canonical import mirror_name
+from ..motion.canonical import JOINT_NAMES, canonical_skeleton, mirror_name
 from ..motion.motion import Motion
 from ..ops.rotations import matrix_to_quat, quat_conj, quat_mul, quat_rotate
-from .rig import BODY_JOINTS, UP_AXIS_TO_Y_UP, Rig, RigError
+from .rig import BODY_JOINTS, UP_AXIS_TO_Y_UP, Rig, RigError, mapping_hint
 
 # (primary, secondary) direction of each joint's alignment frame. A direction is a body axis of the
 # rig at rest ("up", "left", "forward"), or (start, target, ...): from the start joint to the first
@@ -53,6 +58,10 @@ _AIMS = {
 }
 
 
+_CANONICAL_PARENT = {JOINT_NAMES[j]: JOINT_NAMES[p] for j, p in enumerate(canonical_skeleton().parents) if p >= 0}
+_LEG_CHAIN = ("UpperLeg", "LowerLeg", "Foot")
+
+
 def _rest_y_up(rig: Rig) -> tuple[np.ndarray, np.ndarray]:
     """Rest world rotations and positions of the rig, turned to Y-up."""
     rot, pos = rig.rest_world()
@@ -60,10 +69,10 @@ def _rest_y_up(rig: Rig) -> tuple[np.ndarray, np.ndarray]:
     return quat_mul(np.broadcast_to(c, rot.shape), rot), quat_rotate(np.broadcast_to(c, rot.shape), pos)
 
 
-def _unit(v: np.ndarray, what: str) -> np.ndarray:
+def _unit(v: np.ndarray, what: str, joint: str) -> np.ndarray:
     n = np.linalg.norm(v)
     if n < 1e-9:
-        raise RigError(f"cannot align {what}: the direction has zero length in the rest pose")
+        raise RigError(f"cannot align {what}: the direction has zero length in the rest pose; {mapping_hint(joint)}")
     return v / n
 
 
@@ -72,7 +81,8 @@ def attachments(rig: Rig, joints) -> np.ndarray:
     rot, pos = _rest_y_up(rig)
     up = np.array([0.0, 1.0, 0.0])
     across = pos[rig.bone("UpperLeg_L")] - pos[rig.bone("UpperLeg_R")]
-    left = _unit(across - across.dot(up) * up, f"rig {rig.name!r}: the hips (both hip joints at one place)")
+    hips = f"UpperLeg_L (bone {rig.mapping['UpperLeg_L']!r}) and UpperLeg_R (bone {rig.mapping['UpperLeg_R']!r})"
+    left = _unit(across - across.dot(up) * up, f"rig {rig.name!r}: the hips, {hips} at one place", "UpperLeg_L")
     axes = {"up": up, "left": left, "forward": np.cross(left, up)}
 
     def direction(spec):  # every chain ends in a required joint or a body axis, so one target is found
@@ -86,27 +96,92 @@ def attachments(rig: Rig, joints) -> np.ndarray:
     for j in joints:
         primary, secondary = (direction(a) for a in _AIMS[j])
         what = f"rig {rig.name!r} joint {j} (bone {rig.mapping[j]!r})"
-        a = _unit(primary, what)
-        b = _unit(secondary - secondary.dot(a) * a, what + ", whose bone points along its reference axis")
+        a = _unit(primary, what, j)
+        b = _unit(secondary - secondary.dot(a) * a, what + ", whose bone points along its reference axis", j)
         frames.append(np.stack([a, b, np.cross(a, b)], -1))
     bones = [rig.bone(j) for j in joints]
     return quat_mul(quat_conj(rot[bones]), matrix_to_quat(np.array(frames)))
 
 
 def leg_length(rig: Rig) -> float:
-    """Mean hip-to-ankle length along the bones of both legs, in the rig's units."""
+    """Mean hip-to-ankle length of both legs (thigh, then shin: the distances between the mapped
+    bones' rest heads), in the rig's units. Measured along the canonical chain, not the hierarchy,
+    so a foot parented to the root (an IK foot) counts like one below the shin."""
     _, pos = rig.rest_world()
-    parents = rig.skeleton.parents
     lengths = []
     for side in "LR":
-        hip, joint, total = rig.bone(f"UpperLeg_{side}"), rig.bone(f"Foot_{side}"), 0.0
-        while joint != hip:
-            if parents[joint] < 0:
-                raise RigError(f"rig {rig.name!r}: the {side} foot bone is not below the {side} thigh bone")
-            total += np.linalg.norm(pos[joint] - pos[parents[joint]])
-            joint = parents[joint]
-        lengths.append(total)
+        heads = pos[[rig.bone(f"{j}_{side}") for j in _LEG_CHAIN]]
+        lengths.append(np.linalg.norm(np.diff(heads, axis=0), axis=-1).sum())
     return float(np.mean(lengths))
+
+
+def canonical_parent(rig: Rig, joint: str) -> str | None:
+    """The nearest joint above ``joint`` in the canonical skeleton that the rig maps (Head's Neck,
+    else Chest, else Spine); None for the Hips."""
+    parent = _CANONICAL_PARENT.get(joint)
+    while parent is not None and parent not in rig.mapping:
+        parent = _CANONICAL_PARENT.get(parent)
+    return parent
+
+
+def _ancestors(parents, bone: int) -> set[int]:
+    found = set()
+    while parents[bone] >= 0:
+        bone = parents[bone]
+        found.add(bone)
+    return found
+
+
+def detached_bones(rig: Rig) -> dict[int, tuple[int, np.ndarray]]:
+    """Mapped bone -> (its canonical parent's bone, the rest offset from that bone's head to its
+    own in that bone's rest frame), for every mapped bone whose canonical parent is mapped but is
+    not one of its skeleton ancestors (a game rig's foot under the root). Retargeting places such a
+    bone where its canonical parent carries it, as the hierarchy would if it were below it."""
+    rot, pos = rig.rest_world()
+    parents = rig.skeleton.parents
+    detached = {}
+    for joint in rig.mapping:
+        above = canonical_parent(rig, joint)
+        bone = rig.bone(joint)
+        if above is not None and rig.bone(above) not in _ancestors(parents, bone):
+            anchor = rig.bone(above)
+            detached[bone] = (anchor, quat_rotate(quat_conj(rot[anchor]), pos[bone] - pos[anchor]))
+    return detached
+
+
+def _pose_order(rig: Rig, detached: dict) -> list[int]:
+    """The bones in an order where each comes after its parent and a detached bone after the bone
+    it is placed from (a foot under the root may come before the shin in the skeleton)."""
+    parents = rig.skeleton.parents
+    needs = [({p} if p >= 0 else set()) | ({detached[k][0]} if k in detached else set()) for k, p in enumerate(parents)]
+    order, done = [], set()
+    while len(order) < len(parents):
+        ready = [k for k, need in enumerate(needs) if k not in done and need <= done]
+        if not ready:
+            joint = next(j for j in rig.mapping if rig.bone(j) in detached and rig.bone(j) not in done)
+            above = canonical_parent(rig, joint)
+            raise RigError(
+                f"rig {rig.name!r}: {joint} (bone {rig.mapping[joint]!r}) would follow {above} (bone "
+                f"{rig.mapping[above]!r}), which hangs below it in the hierarchy; {mapping_hint(joint)}"
+            )
+        order += ready
+        done.update(ready)
+    return order
+
+
+def check_rig(rig: Rig) -> None:
+    """Every check retargeting will make for this rig, made at once: an alignment frame for every
+    mapped joint (which also gives both legs a length), the hips apart across the body, a bone
+    order that places detached bones, and a standing height. The runtime calls it on every rig at
+    "retarget in" and the add-on before any request, so a rig is refused up front with a RigError
+    naming the joint, the bone and the fix, never halfway through a retarget."""
+    attachments(rig, [j for j in BODY_JOINTS if j in rig.mapping])
+    height = standing_pelvis_height(rig)
+    if not (np.isfinite(height) and height > 0):
+        raise RigError(
+            f"rig {rig.name!r}: standing, the Hips (bone {rig.mapping['Hips']!r}) would not be above the floor "
+            f"(height {height:.4g}); check the legs' bones: {mapping_hint('Hips')}, or to the legs' joints"
+        )
 
 
 def _base_arrays(target: Rig, base: Motion | None, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +203,9 @@ def retarget(motion: Motion, source: Rig, target: Rig, target_base: Motion | Non
     Bones mapped on both rigs get the source's world rotations through the alignment frames; the
     pelvis gets the source pelvis's path scaled by the ratio of leg lengths, with the floors matched
     (see standing_pelvis_height); a root or placement bone above it keeps its base animation, so the
-    trajectory lands on the pelvis; every other target bone keeps its local rotation and translation
+    trajectory lands on the pelvis; a mapped bone parented away from its canonical parent (an IK
+    foot, detached_bones) is placed where that parent carries it, whatever its base translation;
+    every other target bone keeps its local rotation and translation
     from ``target_base`` (a Motion on the target skeleton with as many frames) or, without one, from
     the target's rest pose.
     """
@@ -153,24 +230,44 @@ def _goal_rotations(source_world: np.ndarray, source: Rig, target: Rig) -> dict[
     }
 
 
+def place_detached(rig: Rig, motion: Motion) -> Motion:
+    """The motion (on the rig's skeleton) with its detached bones put where their canonical parents
+    carry them, as retargeting places them; the motion itself on rigs without any. The runtime
+    applies a style change to local arrays at the content's own frame rate, where interpolated
+    translations would let an IK foot drift off the end of the shin between 30 fps frames."""
+    if not detached_bones(rig):
+        return motion
+    pelvis_path = motion.world()[1][:, rig.bone("Hips")]
+    return _pose(rig, {}, pelvis_path, motion.rotations.copy(), motion.positions.copy(), motion.fps)
+
+
 def _pose(target: Rig, goal, pelvis_path, rotations, positions, fps) -> Motion:
-    """Local arrays that give the mapped bones their goal world rotations and the pelvis its path;
-    other bones keep the given local rotations and translations and follow their parents."""
+    """Local arrays that give the mapped bones their goal world rotations, the pelvis its path and
+    detached bones their place at their canonical parent; other bones keep the given local
+    rotations and translations and follow their parents."""
+    parents = target.skeleton.parents
     pelvis = target.bone("Hips")
+    detached = detached_bones(target)
     world_rot = np.empty_like(rotations)
     world_pos = np.empty_like(positions)
-    for k, p in enumerate(target.skeleton.parents):
+
+    def place(k: int, p: int, at: np.ndarray) -> None:  # a world position, expressed under the parent
+        world_pos[:, k] = at
+        positions[:, k] = at if p < 0 else quat_rotate(quat_conj(world_rot[:, p]), at - world_pos[:, p])
+
+    for k in _pose_order(target, detached):
+        p = parents[k]
         if k in goal:
             world_rot[:, k] = goal[k]
             rotations[:, k] = goal[k] if p < 0 else quat_mul(quat_conj(world_rot[:, p]), goal[k])
         else:
             world_rot[:, k] = rotations[:, k] if p < 0 else quat_mul(world_rot[:, p], rotations[:, k])
         if k == pelvis:  # the path goes on the pelvis, expressed under whatever root bone sits above it
-            world_pos[:, k] = pelvis_path
-            if p < 0:
-                positions[:, k] = pelvis_path
-            else:
-                positions[:, k] = quat_rotate(quat_conj(world_rot[:, p]), pelvis_path - world_pos[:, p])
+            place(k, p, pelvis_path)
+        elif k in detached:
+            anchor, reach = detached[k]
+            reach = np.broadcast_to(reach, world_pos[:, k].shape)
+            place(k, p, world_pos[:, anchor] + quat_rotate(world_rot[:, anchor], reach))
         elif p < 0:
             world_pos[:, k] = positions[:, k]
         else:
@@ -184,9 +281,10 @@ def standing_pelvis_height(rig: Rig) -> float:
 
     Rigs differ in more than leg length (pelvis-to-hip offsets, knees bent at rest, feet pitched
     differently), so scaling the path alone leaves feet floating or sunk; matching standing heights
-    maps the source's floor onto the target's. At rest a rig stands on y = 0 (Blender and Mixamo
-    rigs do), unless its feet are below it (a BVH rig with its root at the origin, as CMU's rest
-    skeleton): then its lowest foot joint marks the floor.
+    maps the source's floor onto the target's. The floor is the rig's ``floor`` when it has one (the
+    add-on measures the soles, so a rig without toe bones stands on them, not on its ankles); else
+    at rest a rig stands on y = 0 (Blender and Mixamo rigs do), unless its feet are below it (a BVH
+    rig with its root at the origin, as CMU's rest skeleton): then its lowest foot joint marks it.
     """
     from .presets import canonical_rig
 
@@ -200,7 +298,7 @@ def standing_pelvis_height(rig: Rig) -> float:
     _, rest = _rest_y_up(rig)
     feet = [rig.bone(j) for j in FOOT_JOINTS if j in rig.mapping]
     rest_lowest = rest[feet, 1].min()
-    floor = min(0.0, rest_lowest)
+    floor = min(0.0, rest_lowest) if rig.floor is None else rig.floor
     return float(rest_lowest - floor - posed_height[feet].min())
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import RequestError
 from ..motion.canonical import BODY_GROUPS, JOINT_NAMES, PELVIS, PLACEMENT_ROOT
 from ..motion.motion import Motion
 from ..ops.features import heading_angles, pelvis_left_axis, wrap_angle
@@ -252,9 +253,12 @@ class StatisticsStylizer:
 
     def stylize(self, request: StyleRequest) -> Motion:
         content = request.content
-        max_ratio = float(request.options.get("max_ratio", self.MAX_RATIO))
-        if not max_ratio >= 1.0:
-            raise ValueError(f"max_ratio must be >= 1, got {max_ratio}")
+        try:
+            max_ratio = float(request.options.get("max_ratio", self.MAX_RATIO))
+        except (TypeError, ValueError):
+            max_ratio = None
+        if max_ratio is None or not max_ratio >= 1.0:
+            raise RequestError(f"option max_ratio must be a number >= 1, got {request.options['max_ratio']!r}")
         source = _Parts.of(content)
         out = source.copy()
         references: dict[int, _Parts] = {}

@@ -40,6 +40,7 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 
 from ..diffusion import DDIMSampler, NoiseSchedule
+from ..errors import RequestError
 from ..models.denoiser import GROUP_NAMES, feature_group_masks, load_denoiser
 from ..models.encoders import checkpoint_paths, load_encoders
 from ..motion.motion import Motion
@@ -55,10 +56,10 @@ def _check_unit(name: str, value, low: float, high: float, integer: bool = False
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"option {name} must be a number, got {value!r}") from None
+        raise RequestError(f"option {name} must be a number, got {value!r}") from None
     if isinstance(value, bool) or not (low <= v <= high) or (integer and v != int(v)):
         kind = "an integer" if integer else "a number"
-        raise ValueError(f"option {name} must be {kind} in [{low:g}, {high:g}], got {value!r}")
+        raise RequestError(f"option {name} must be {kind} in [{low:g}, {high:g}], got {value!r}")
     return int(v) if integer else v
 
 
@@ -132,10 +133,10 @@ class DiffusionStylizer:
         merged = {**self.defaults, **{k: v for k, v in options.items() if k in self.defaults}}
         unknown = sorted(set(options) - set(self.defaults))
         if unknown:
-            raise ValueError(f"unknown options {unknown}; the diffusion stylizer takes {sorted(self.defaults)}")
+            raise RequestError(f"unknown options {unknown}; the diffusion stylizer takes {sorted(self.defaults)}")
         for flag in ("keep_path", "residual"):
             if merged[flag] not in (0, 1) or isinstance(merged[flag], str):
-                raise ValueError(f"option {flag} must be true or false, got {merged[flag]!r}")
+                raise RequestError(f"option {flag} must be true or false, got {merged[flag]!r}")
         return {
             "steps": _check_unit("steps", merged["steps"], 1, self.schedule.num_steps, integer=True),
             "start": _check_unit("start", merged["start"], 0.01, 1.0),

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..errors import RequestError
 from ..motion.canonical import BODY_GROUPS, JOINT_NAMES
 from ..motion.motion import Motion
 from ..ops.features import FEATURE_FPS
@@ -37,10 +38,10 @@ class StyleRequest:
                 raise ValueError(f"{name}: stylizers take {FEATURE_FPS:g} fps motion; resample first")
         unknown = sorted((set(self.group_references) | set(self.weights)) - set(GROUPS))
         if unknown:
-            raise ValueError(f"unknown body groups {unknown}; groups are {list(GROUPS)}")
+            raise RequestError(f"unknown body groups {unknown}; groups are {list(GROUPS)}")
         negative = {g: w for g, w in self.weights.items() if not w >= 0}
         if negative:
-            raise ValueError(f"group weights must be >= 0, got {negative}")
+            raise RequestError(f"group weights must be >= 0, got {negative}")
 
     def weight(self, group: str) -> float:
         return float(self.weights.get(group, 1.0))
