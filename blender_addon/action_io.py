@@ -381,6 +381,7 @@ def read_action(obj, action=None, frame_start=None, frame_end=None) -> dict:
     Returns bone_names, parents (J,), offsets (J, 3), rest_quats (J, 4), heads (J, 3), tails (J, 3),
     rotations (F, J, 4) local quaternions (w, x, y, z), translations (F, J, 3) local translations,
     rotation_modes, fps, frame_start, frame_end, frames (F,), up_axis "Z", slot_name, evaluated,
+    keyed (the (rotations, translations) the keys alone give; the same arrays unless evaluated),
     warnings. The action is only read. Channels without an F-curve keep the pose bone's current
     value, as Blender would show them.
     """
@@ -420,8 +421,6 @@ def read_action(obj, action=None, frame_start=None, frame_end=None) -> dict:
         pb = obj.pose.bones[name]
         mode = pb.rotation_mode
         modes.append(mode)
-        if evaluated:
-            continue
         if mode == "QUATERNION":
             basis_q[:, j] = quat_normalize(channel(name, "rotation_quaternion", 4, tuple(pb.rotation_quaternion)))
         elif mode == "AXIS_ANGLE":
@@ -436,6 +435,7 @@ def read_action(obj, action=None, frame_start=None, frame_end=None) -> dict:
         if not bone.use_inherit_rotation or bone.inherit_scale != "FULL":
             warnings.append(f"bone {name!r} does not inherit rotation/scale fully; the convention assumes it does")
 
+    keyed = _runtime_from_basis(rest, basis_q, loc)
     if evaluated:
         rotations, translations = _runtime_from_pose_matrices(rest, _read_evaluated(obj, action, frames, rest))
         warnings.append(
@@ -443,7 +443,7 @@ def read_action(obj, action=None, frame_start=None, frame_end=None) -> dict:
             "is keyed on the same bones (constraints such as IK still act on them)"
         )
     else:
-        rotations, translations = _runtime_from_basis(rest, basis_q, loc)
+        rotations, translations = keyed
     slot = _slot_for(obj, action) if slotted() else None
     return {
         **rest,
@@ -458,6 +458,7 @@ def read_action(obj, action=None, frame_start=None, frame_end=None) -> dict:
         "action_name": action.name,
         "slot_name": slot.name_display if slot is not None else None,
         "evaluated": evaluated,
+        "keyed": keyed,
         "warnings": warnings,
     }
 

@@ -45,6 +45,8 @@ class PreparedRequest:
     warnings: list[str] = field(default_factory=list)
     pole_anchors: dict[str, str] = field(default_factory=dict)
     source_world: tuple | None = None  # the source's (rotations, translations), world frame, for the poles
+    source_sent: tuple | None = None  # of a constrained armature: the arrays sent (float32) ...
+    source_keyed: tuple | None = None  # ... and those its keys alone give, for the bones left unchanged
 
     @property
     def num_frames(self) -> int:
@@ -76,6 +78,8 @@ def _wire_motion(take: Take, what: str, read: dict | None = None, frame_range=No
     rotations, translations = to_world(data["parents"], data["rotations"], data["translations"], world_matrix(take.obj))
     data["world"] = rotations, translations
     wire = (rig.to_json(), data["fps"], rotations.astype(np.float32), translations.astype(np.float32))
+    if data["evaluated"]:
+        data["world_keyed"] = to_world(data["parents"], *data["keyed"], world_matrix(take.obj))
     if read is not None:
         read[key] = wire, data
     return wire, data
@@ -131,6 +135,8 @@ def prepare(
         warnings=sorted(set(warnings)),
         pole_anchors=anchors,
         source_world=data["world"] if anchors else None,
+        source_sent=content[2:] if data["evaluated"] else None,
+        source_keyed=data.get("world_keyed"),
     )
 
 
@@ -144,10 +150,12 @@ def apply_result(prepared: PreparedRequest, result: dict, push_to_nla: bool = Fa
     if rotations.shape[:2] != expected:
         raise ValueError(f"the runtime returned {rotations.shape[:2]} frames x bones, expected {expected}")
     obj = prepared.source.obj
-    if prepared.pole_anchors:
+    if prepared.pole_anchors:  # evaluated poses on both sides, before any bone gets its keys back
         rotations, translations = ik_poles.follow_anchors(
             prepared.parents, prepared.bone_names, prepared.pole_anchors, prepared.source_world, (rotations, translations)
         )
+    if prepared.source_keyed is not None:
+        rotations, translations = _unchanged_bones_keyed(prepared, rotations, translations)
     rotations, translations = from_world(prepared.parents, rotations, translations, world_matrix(obj))
     action = action_io.write_action(
         obj,
@@ -165,6 +173,18 @@ def apply_result(prepared: PreparedRequest, result: dict, push_to_nla: bool = Fa
     if push_to_nla:
         push_nla_track(obj, action)
     return action
+
+
+def _unchanged_bones_keyed(prepared: PreparedRequest, rotations, translations):
+    """A constrained armature's bones that the runtime returned exactly as sent (unmapped, weight 0)
+    get the source's keyed values back: keying their evaluated pose instead would let IK solve once
+    more on top of its own solution, and the weight-0 guarantee would hold only to the solver's
+    tolerance."""
+    sent_rot, sent_trans = prepared.source_sent
+    same = np.all(rotations == sent_rot, axis=(0, 2)) & np.all(translations == sent_trans, axis=(0, 2))
+    rotations, translations = rotations.copy(), translations.copy()
+    rotations[:, same], translations[:, same] = prepared.source_keyed[0][:, same], prepared.source_keyed[1][:, same]
+    return rotations, translations
 
 
 def push_nla_track(obj, action):

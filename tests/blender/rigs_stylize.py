@@ -391,15 +391,9 @@ class Harness:
                 out[convention] = entry
             except Exception:  # noqa: BLE001
                 out[convention] = {"exception": traceback.format_exc()}
-        for name, build in (("ik_feet", self.ik_feet), ("no_toes", self.no_toes), ("metarig", self.metarig),
-                            ("fbx_roundtrip_unreal", lambda: self.fbx_roundtrip("unreal"))):
-            try:
-                obj = build()
-                style = self.import_style()
-                out[name] = self.stylize_armature(obj, style)
-            except Exception:  # noqa: BLE001
-                out[name] = {"exception": traceback.format_exc()}
-        for name, build in (("single_chain", self.single_chain),):
+        built = (("ik_feet", self.ik_feet), ("no_toes", self.no_toes), ("metarig", self.metarig),
+                 ("fbx_roundtrip_unreal", lambda: self.fbx_roundtrip("unreal")), ("single_chain", self.single_chain))
+        for name, build in built:
             try:
                 obj = build()
                 style = self.import_style()
