@@ -150,3 +150,8 @@ def test_identity_stylizer_returns_every_key_at_the_source_rate(measured, case):
     assert e["keys_on_source_times"], e
     if case.startswith("30 fps"):
         assert abs(e["fps_read"] - 30.0) < 1e-6, e
+
+
+def test_a_frame_range_stylizes_only_those_frames(measured):
+    """The 30 fps BVH keyed every 4 frames from frame 1: frames 41..80 hold its keys 41, 45, ..., 77."""
+    assert measured["rates"]["frame range 41..80"] == {"first": 41.0, "last": 77.0, "keys": 10}

@@ -160,9 +160,15 @@ class _Names:
 
 
 def _limb_roles(names: _Names, side: str) -> dict[str, list[int]]:
-    """Limb role -> candidate bones on one side, an ambiguous key given the role no other bone claims."""
+    """Limb role -> candidate bones on one side, an ambiguous key given the role no other bone claims.
+
+    A "shoulder" is the upper arm only where names show the arm around it (a collar above it, an
+    elbow or forearm below it): with neither it is the clavicle, so one unnamed upper arm does not
+    turn the clavicle into the arm."""
     roles = {role: names.candidates(role, side) for role in _LIMB_KEYS}
     claimed = {role for role, bones in roles.items() if any(names.key(b) not in _AMBIGUOUS for b in bones)}
+    if not {"Shoulder", "LowerArm"} & claimed:
+        claimed.add("UpperArm")
     for key, choices in _AMBIGUOUS.items():
         keep = next((r for r in choices if r not in claimed), None)
         for role in choices:

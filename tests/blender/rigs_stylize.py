@@ -510,6 +510,9 @@ class Harness:
         bpy.ops.import_anim.bvh(filepath=self.args.content, update_scene_fps=False, use_fps_scale=True)
         (bvh,) = set(bpy.data.objects) - before
         out["30 fps BVH in a 120 fps scene"] = self._identity(bvh, bvh.animation_data.action, style, config)
+        part = self.mst.stylize(bvh, None, style, frame_range=(41, 80), name="part")  # keys at 41, 45, ... 77
+        times = np.unique(np.concatenate([self._keys(fc)[0::2] for fc in self.io.action_fcurves(bvh, part)]))
+        out["frame range 41..80"] = {"first": float(times[0]), "last": float(times[-1]), "keys": len(times)}
         self.prefs.model_config = ""
         self.session.stop()
         return out
