@@ -17,8 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from build_addon import build
-from tests.blender_runner import REPO_ROOT, plain_bvh, run_blender_script
+from tests.blender_runner import REPO_ROOT, run_addon_script
 from training.data.paths import bandai_root
 
 SCRIPT = REPO_ROOT / "benchmarks" / "blender" / "bench_stylize.py"
@@ -35,21 +34,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="mst-bench-") as tmp:
         tmp = Path(tmp)
         root = bandai_root()
-        r = run_blender_script(
-            SCRIPT,
-            build(tmp / "dist"),
-            "--runtime",
-            sys.executable,
-            "--content",
-            plain_bvh(root / CONTENT, tmp),
-            "--style",
-            plain_bvh(root / STYLE, tmp),
-            "--frames",
-            args.frames,
-            "--runs",
-            args.runs,
-            user_resources=tmp / "user",
-            timeout=600,
+        r = run_addon_script(
+            SCRIPT, tmp, root / CONTENT, root / STYLE, "--frames", args.frames, "--runs", args.runs, timeout=600
         )
     command = "python -m benchmarks.bench_blender_stylize " + shlex.join(sys.argv[1:] if argv is None else argv)
     total_s = r["total_ms"] / 1000

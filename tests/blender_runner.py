@@ -17,6 +17,7 @@ import gzip
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -97,6 +98,29 @@ def run_blender_script(script, *args, timeout: float = 300, user_resources=None,
                 f"--- stdout tail ---\n{_tail(proc.stdout)}\n--- stderr tail ---\n{_tail(proc.stderr)}"
             )
         return json.loads(out.read_text())
+
+
+def run_addon_script(script, folder, content, style, *args, timeout: float = 600, blender: str = "5.0") -> dict:
+    """Build the add-on zip in ``folder`` and run an add-on script (its arguments:
+    tools.blender_addon_session.addon_script_parser) with this Python as the runtime, the
+    ``content`` and ``style`` clips as plain BVH files and fresh user resources under ``folder``."""
+    from build_addon import build
+
+    folder = Path(folder)
+    return run_blender_script(
+        script,
+        build(folder / "dist"),
+        "--runtime",
+        sys.executable,
+        "--content",
+        plain_bvh(content, folder),
+        "--style",
+        plain_bvh(style, folder),
+        *args,
+        user_resources=folder / "user",
+        timeout=timeout,
+        blender=blender,
+    )
 
 
 def plain_bvh(path, folder) -> Path:

@@ -5,13 +5,10 @@ tests/blender/addon_stylize.py; this file builds the inputs and asserts on what 
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 from conftest import bandai_clip
 
-from build_addon import build
-from tests.blender_runner import plain_bvh, run_blender_script
+from tests.blender_runner import run_addon_script
 from training.data.paths import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "tests" / "blender" / "addon_stylize.py"
@@ -24,20 +21,8 @@ pytestmark = pytest.mark.blender
 @pytest.fixture(scope="module", params=["5.0", "4.5"], ids=["bpy5.0", "bpy4.5"])
 def measured(request, tmp_path_factory, data_root):
     tmp = tmp_path_factory.mktemp(f"addon-{request.param}")
-    zip_path = build(tmp / "dist")
-    return run_blender_script(
-        SCRIPT,
-        zip_path,
-        "--runtime",
-        sys.executable,
-        "--content",
-        plain_bvh(bandai_clip(CONTENT), tmp),
-        "--style",
-        plain_bvh(bandai_clip(STYLE), tmp),
-        "--faults",
-        user_resources=tmp / "user",
-        timeout=600,
-        blender=request.param,
+    return run_addon_script(
+        SCRIPT, tmp, bandai_clip(CONTENT), bandai_clip(STYLE), "--faults", timeout=600, blender=request.param
     )
 
 

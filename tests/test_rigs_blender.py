@@ -9,14 +9,11 @@ with its source action untouched and still playing when re-assigned.
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pytest
 from conftest import DATA_ROOT, bandai_clip
 
-from build_addon import build
-from tests.blender_runner import plain_bvh, run_blender_script
+from tests.blender_runner import run_addon_script
 from training.data.paths import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "tests" / "blender" / "rigs_stylize.py"
@@ -37,21 +34,7 @@ def measured(tmp_path_factory, data_root):
     if not RIGS.is_dir():
         pytest.fail(f"the third-party characters are not at {RIGS}")
     tmp = tmp_path_factory.mktemp("rigs")
-    zip_path = build(tmp / "dist")
-    return run_blender_script(
-        SCRIPT,
-        zip_path,
-        "--runtime",
-        sys.executable,
-        "--content",
-        plain_bvh(bandai_clip(CONTENT), tmp),
-        "--style",
-        plain_bvh(bandai_clip(STYLE), tmp),
-        "--rigs",
-        RIGS,
-        user_resources=tmp / "user",
-        timeout=2400,
-    )
+    return run_addon_script(SCRIPT, tmp, bandai_clip(CONTENT), bandai_clip(STYLE), "--rigs", RIGS, timeout=2400)
 
 
 def _armatures(measured):

@@ -7,6 +7,7 @@ would in a user's Blender). bpy is imported inside the functions: they run only 
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import os
 import sys
@@ -19,6 +20,18 @@ PACKAGE = "motion_style_transfer"
 def forget_repository() -> None:
     """Take the repository off sys.path (the runner and scripts put it there for tools/)."""
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != REPO_ROOT]
+
+
+def addon_script_parser() -> argparse.ArgumentParser:
+    """The arguments every add-on script takes: the zip, the runtime's Python, the content and style
+    BVH clips and the JSON file to write; scripts add their own."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("zip")
+    parser.add_argument("--runtime", required=True)
+    parser.add_argument("--content", required=True)
+    parser.add_argument("--style", required=True)
+    parser.add_argument("--out", required=True)
+    return parser
 
 
 def install_addon(zip_path, mode: str = "legacy"):

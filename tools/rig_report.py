@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
 
-from build_addon import build
-from tests.blender_runner import plain_bvh, run_blender_script
+from tests.blender_runner import run_addon_script
 from training.data.paths import REPO_ROOT, bandai_root, data_root
 
 SCRIPT = REPO_ROOT / "tests" / "blender" / "rigs_stylize.py"
@@ -73,13 +71,8 @@ def main(argv=None) -> None:
     root = data_root()
     clips = bandai_root(root)
     with tempfile.TemporaryDirectory(prefix="mst-rigs-") as tmp:
-        tmp = Path(tmp)
-        zip_path = build(tmp / "dist")
-        clip = lambda name: plain_bvh(clips / name.split("_", 1)[0] / "data" / name, tmp)
-        measured = run_blender_script(
-            SCRIPT, zip_path, "--runtime", sys.executable, "--content", clip(CONTENT), "--style", clip(STYLE),
-            "--rigs", root / "rigs", user_resources=tmp / "user", timeout=2400,
-        )
+        clip = lambda name: clips / name.split("_", 1)[0] / "data" / name
+        measured = run_addon_script(SCRIPT, tmp, clip(CONTENT), clip(STYLE), "--rigs", root / "rigs", timeout=2400)
     args.out.mkdir(parents=True, exist_ok=True)
     for group in measured.get("transforms", {}).values():
         group.pop("world_heads", None)

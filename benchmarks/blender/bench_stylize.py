@@ -8,27 +8,21 @@ action) and its three parts: prepare (read + build the request), the runtime rou
 (send to result), apply (key the new action). Medians over ``--runs``.
 """
 
-import argparse
 import importlib
 import json
 import statistics
 import time
 
-from tools.blender_addon_session import forget_repository, import_bvh, install_addon
+from tools.blender_addon_session import addon_script_parser, forget_repository, import_bvh, install_addon
 from tools.headless import run_and_exit
 
 forget_repository()
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("zip")
-    parser.add_argument("--runtime", required=True)
-    parser.add_argument("--content", required=True)
-    parser.add_argument("--style", required=True)
+    parser = addon_script_parser()
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
     import bpy

@@ -16,7 +16,6 @@ sets the preferences (runtime Python = the torch env, CPU) and then measures, wr
   each message, the file's action count unchanged, and a good request right after.
 """
 
-import argparse
 import hashlib
 import importlib
 import json
@@ -26,7 +25,7 @@ import time
 
 import numpy as np
 
-from tools.blender_addon_session import forget_repository, import_bvh, install_addon
+from tools.blender_addon_session import addon_script_parser, forget_repository, import_bvh, install_addon
 from tools.headless import run_and_exit
 
 forget_repository()
@@ -73,14 +72,9 @@ def quat_angle(io, a, b):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("zip")
-    parser.add_argument("--runtime", required=True)
-    parser.add_argument("--content", required=True)
-    parser.add_argument("--style", required=True)
+    parser = addon_script_parser()
     parser.add_argument("--mode", default="legacy", choices=("legacy", "extension"))
     parser.add_argument("--faults", action="store_true")
-    parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
     import bpy

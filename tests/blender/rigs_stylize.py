@@ -15,7 +15,6 @@ same rig turned about X, scaled 0.01, parented under a turned empty) are compare
 rig in world space. Writes JSON; the pytest side (tests/test_rigs_blender.py) asserts on it.
 """
 
-import argparse
 import glob
 import hashlib
 import importlib
@@ -26,7 +25,7 @@ import traceback
 
 import numpy as np
 
-from tools.blender_addon_session import forget_repository, install_addon
+from tools.blender_addon_session import addon_script_parser, forget_repository, install_addon
 from tools.headless import run_and_exit
 
 forget_repository()
@@ -571,15 +570,10 @@ class Harness:
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("zip")
-    parser.add_argument("--runtime", required=True)
-    parser.add_argument("--content", required=True)
-    parser.add_argument("--style", required=True)
+    parser = addon_script_parser()
     parser.add_argument("--rigs", required=True)
     parser.add_argument("--only", default="rates,transforms,conventions,shared")
     parser.add_argument("--match", default="", help="only the shared rigs whose path contains this")
-    parser.add_argument("--out", required=True)
     args = parser.parse_args()
 
     import bpy
