@@ -312,7 +312,7 @@ def _runtime_from_pose_matrices(rest, mats):
     shows after constraints, IK and drivers. World rotation W = P b^-1, local = W_parent^-1 W."""
     rot = mats[..., :3, :3]
     rot = rot / np.linalg.norm(rot, axis=-2, keepdims=True)
-    world = quat_mul(matrix_to_quat(rot), quat_conj(rest["rest_quats"]))
+    world = quat_mul(quat_normalize(matrix_to_quat(rot)), quat_conj(rest["rest_quats"]))  # scaled bones too
     heads = mats[..., :3, 3]
     parents = rest["parents"]
     has_parent = parents >= 0

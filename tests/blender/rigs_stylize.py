@@ -391,6 +391,7 @@ class Harness:
             except Exception:  # noqa: BLE001
                 out[convention] = {"exception": traceback.format_exc()}
         built = (("ik_feet", self.ik_feet), ("no_toes", self.no_toes), ("metarig", self.metarig),
+                 ("rigify_generated", self.rigify_generated),
                  ("fbx_roundtrip_unreal", lambda: self.fbx_roundtrip("unreal")), ("single_chain", self.single_chain))
         for name, build in built:
             try:
@@ -442,6 +443,14 @@ class Harness:
         addon_utils.enable("rigify", default_set=True)
         bpy.ops.object.armature_human_metarig_add()
         return bpy.context.active_object
+
+    def rigify_generated(self):
+        """Blender's metarig generated into a Rigify rig (FK/IK controls, constraints, 700 bones)."""
+        import bpy
+
+        metarig = self.metarig()
+        bpy.ops.pose.rigify_generate()
+        return next(o for o in bpy.data.objects if o.type == "ARMATURE" and o != metarig)
 
     def single_chain(self):
         import bpy
