@@ -21,11 +21,11 @@ import numpy as np
 from . import action_io
 from .core.motion.skeleton import Skeleton
 from .core.retarget.matching import detect_mapping
-from .core.retarget.object_transform import ObjectTransformError, points_to_world, split_transform
+from .core.retarget.object_transform import ObjectTransformError, points_to_world, to_world
 from .core.retarget.presets import preset_rig
 from .core.retarget.retarget import check_rig
 from .core.retarget.rig import BODY_JOINTS, REQUIRED_JOINTS, Rig, RigError, detect_up_axis, up_vector
-from .core.ops.rotations import quat_rotate
+from .core.ops.rotations import identity_quat
 
 WORLD_UP = "Z"  # Blender's world: the up axis of rigs whose rest pose carries its own rotations
 FOOT_JOINTS = ("Foot_L", "Foot_R", "Toes_L", "Toes_R")
@@ -59,10 +59,9 @@ def armature_skeleton(obj, rest: dict | None = None) -> Skeleton:
     """The armature's rest skeleton in the world frame; ``rest``: action_io.rest_skeleton's (or
     read_action's) dict when the caller has it already."""
     rest = rest or action_io.rest_skeleton(obj)
-    rotation, scale, translation = split_transform(world_matrix(obj), f"armature object {obj.name!r}")
-    parents = np.asarray(rest["parents"])
-    offsets = scale * quat_rotate(np.broadcast_to(rotation, rest["offsets"].shape[:-1] + (4,)), rest["offsets"])
-    offsets[parents < 0] += translation
+    parents = rest["parents"]
+    what = f"armature object {obj.name!r}"
+    _, offsets = to_world(parents, identity_quat(parents.shape), rest["offsets"], world_matrix(obj), what)
     return Skeleton(tuple(rest["bone_names"]), tuple(int(p) for p in parents), offsets)
 
 

@@ -12,6 +12,14 @@ DEFAULT_CHANNELS = ("Zrotation", "Xrotation", "Yrotation")
 ROOT_CHANNELS = POSITION_CHANNELS + DEFAULT_CHANNELS
 
 
+def ancestors(parents, joint: int) -> list[int]:
+    """The joint and its ancestors up to the root, nearest first, in a parent-index list."""
+    chain = [joint]
+    while parents[chain[-1]] >= 0:
+        chain.append(parents[chain[-1]])
+    return chain
+
+
 @dataclass(frozen=True)
 class Skeleton:
     """Joints in depth-first order (every parent before its children).
@@ -53,6 +61,10 @@ class Skeleton:
 
     def children(self, joint: int) -> list[int]:
         return [j for j, p in enumerate(self.parents) if p == joint]
+
+    def ancestors(self, joint: int) -> list[int]:
+        """The joint and its ancestors up to the root, nearest first."""
+        return ancestors(self.parents, joint)
 
     def rotation_order(self, joint: int) -> str:
         """The intrinsic Euler order of the joint's rotation channels, e.g. "ZXY"."""

@@ -204,21 +204,14 @@ class _Body:
         size = float(np.linalg.norm(pos.max(axis=0) - pos.min(axis=0))) or 1.0
         return cls(skeleton, pos, children, [np.array(m) for m in members], size)
 
-    def ancestors(self, joint: int) -> list[int]:
-        """The joint and its ancestors up to the root."""
-        chain = [joint]
-        while self.skeleton.parents[chain[-1]] >= 0:
-            chain.append(self.skeleton.parents[chain[-1]])
-        return chain
-
     def is_below(self, joint: int, above: int) -> bool:
-        return above in self.ancestors(joint)[1:]
+        return above in self.skeleton.ancestors(joint)[1:]
 
     def common_ancestor(self, *joints: int) -> int:
-        shared = set(self.ancestors(joints[0]))
+        shared = set(self.skeleton.ancestors(joints[0]))
         for j in joints[1:]:
-            shared &= set(self.ancestors(j))
-        return next(j for j in self.ancestors(joints[0]) if j in shared)
+            shared &= set(self.skeleton.ancestors(j))
+        return next(j for j in self.skeleton.ancestors(joints[0]) if j in shared)
 
     def apart(self, joint: int) -> bool:
         """Whether a bone's head is off its parent's (helpers on the parent's joint are not)."""
@@ -227,7 +220,7 @@ class _Body:
     def first_apart(self, start: int, end: int) -> int | None:
         """The first bone strictly between ``start`` and its descendant ``end`` that is apart from
         its parent: helper bones with a zero offset (CMU LowerBack, Neck) are skipped."""
-        path = self.ancestors(end)
+        path = self.skeleton.ancestors(end)
         if start not in path:
             return None
         return next((j for j in reversed(path[1 : path.index(start)]) if self.apart(j)), None)
@@ -308,7 +301,7 @@ def _spine_and_chest(names: _Names, body: _Body, found: dict[str, int], hips: in
     """The chest where the arms part (Biped's clavicles hang off the neck: the last bone below it)
     and the spine the first bone above the pelvis; else each by its own name."""
     if arms_at is not None and body.is_below(arms_at, hips):
-        chest = next(j for j in body.ancestors(arms_at) if names.key(j) not in _NECK_OR_HEAD)
+        chest = next(j for j in body.skeleton.ancestors(arms_at) if names.key(j) not in _NECK_OR_HEAD)
         spine = body.first_apart(hips, chest) if chest != hips else None
         if spine is not None:
             found["Spine"], found["Chest"] = spine, chest
@@ -329,7 +322,7 @@ def _hips(names: _Names, body: _Body, found: dict[str, int], head, arms_at) -> i
         return next(iter(names.candidates("Hips", None)), None)
     hips = body.common_ancestor(*legs, *(j for j in (head, arms_at) if j is not None))
     if names.key(hips) in _TORSO_KEYS["Spine"]:
-        hips = next((j for j in body.ancestors(hips) if names.key(j) in _TORSO_KEYS["Hips"]), hips)
+        hips = next((j for j in body.skeleton.ancestors(hips) if names.key(j) in _TORSO_KEYS["Hips"]), hips)
     return hips
 
 

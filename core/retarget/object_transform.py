@@ -48,9 +48,10 @@ def _turn(q: np.ndarray, shape) -> np.ndarray:
     return np.broadcast_to(q, tuple(shape[:-1]) + (4,))
 
 
-def to_world(parents, rotations, translations, matrix) -> tuple[np.ndarray, np.ndarray]:
-    """Local rotations (..., J, 4) and translations (..., J, 3) in armature space -> world frame."""
-    q, s, t = split_transform(matrix)
+def to_world(parents, rotations, translations, matrix, what: str = "the armature object") -> tuple[np.ndarray, np.ndarray]:
+    """Local rotations (..., J, 4) and translations (..., J, 3) in armature space -> world frame;
+    ``what`` names the object in an ObjectTransformError."""
+    q, s, t = split_transform(matrix, what)
     rotations = np.asarray(rotations, dtype=np.float64)
     translations = np.asarray(translations, dtype=np.float64)
     rot = quat_mul(quat_mul(_turn(q, rotations.shape), rotations), _turn(quat_conj(q), rotations.shape))

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..io.bvh import read_bvh
 from ..motion.canonical import canonical_skeleton
-from ..motion.skeleton import Skeleton
+from ..motion.skeleton import Skeleton, ancestors
 from ..ops.rotations import axis_quat, identity_quat, matrix_to_quat, quat_conj, quat_mul
 from .rig import BODY_JOINTS, UP_AXIS_TO_Y_UP, Rig, RigError
 
@@ -125,15 +125,10 @@ def _chest_fits(found: dict[str, str], names: list[str], parents) -> bool:
     """Whether the mapped chest is the arms' nearest common ancestor (True when it is unmapped)."""
     if "Chest" not in found:
         return True
-    ancestors = []
-    for side in "LR":
-        bone = names.index(found.get(f"Shoulder_{side}", found[f"UpperArm_{side}"]))
-        chain = []
-        while parents[bone] >= 0:
-            bone = parents[bone]
-            chain.append(bone)
-        ancestors.append(chain)
-    meet = next(b for b in ancestors[0] if b in set(ancestors[1]))
+    left, right = (
+        ancestors(parents, names.index(found.get(f"Shoulder_{side}", found[f"UpperArm_{side}"])))[1:] for side in "LR"
+    )
+    meet = next(b for b in left if b in set(right))
     return names[meet] == found["Chest"]
 
 

@@ -124,26 +124,17 @@ def canonical_parent(rig: Rig, joint: str) -> str | None:
     return parent
 
 
-def _ancestors(parents, bone: int) -> set[int]:
-    found = set()
-    while parents[bone] >= 0:
-        bone = parents[bone]
-        found.add(bone)
-    return found
-
-
 def detached_bones(rig: Rig) -> dict[int, tuple[int, np.ndarray]]:
     """Mapped bone -> (its canonical parent's bone, the rest offset from that bone's head to its
     own in that bone's rest frame), for every mapped bone whose canonical parent is mapped but is
     not one of its skeleton ancestors (a game rig's foot under the root). Retargeting places such a
     bone where its canonical parent carries it, as the hierarchy would if it were below it."""
     rot, pos = rig.rest_world()
-    parents = rig.skeleton.parents
     detached = {}
     for joint in rig.mapping:
         above = canonical_parent(rig, joint)
         bone = rig.bone(joint)
-        if above is not None and rig.bone(above) not in _ancestors(parents, bone):
+        if above is not None and rig.bone(above) not in rig.skeleton.ancestors(bone)[1:]:
             anchor = rig.bone(above)
             detached[bone] = (anchor, quat_rotate(quat_conj(rot[anchor]), pos[bone] - pos[anchor]))
     return detached
