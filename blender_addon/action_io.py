@@ -36,12 +36,10 @@ except ImportError:  # loaded as a top-level module with the repository on sys.p
 quat_mul, quat_conj, quat_rotate = rotations.quat_mul, rotations.quat_conj, rotations.quat_rotate
 quat_to_matrix, matrix_to_quat = rotations.quat_to_matrix, rotations.matrix_to_quat
 
-# fcurve.update() (sort keys, recompute Bezier handles) costs ~6 ms per 360 curves; written keys are
-# sorted by construction and LINEAR, where handles play no part, so it is skipped.
-UPDATE_FCURVES = False
 LINEAR, CONSTANT_IPO = 1, 0  # Keyframe.interpolation enum values (CONSTANT=0, LINEAR=1, BEZIER=2)
 EULER_ORDERS = ("XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX")
 _AXIS = {"X": 0, "Y": 1, "Z": 2}
+TRANSFORM_PROPS = ("location", "rotation_quaternion", "rotation_euler", "rotation_axis_angle")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -307,14 +305,17 @@ def _runtime_from_basis(rest, basis_q, loc):
     return rotations, translations
 
 
-def _runtime_from_pose_matrices(rest, mats):
-    """Runtime local arrays from evaluated armature-space pose matrices (F, J, 4, 4): what Blender
-    shows after constraints, IK and drivers. World rotation W = P b^-1, local = W_parent^-1 W."""
+def world_from_pose_matrices(rest, mats):
+    """World rotations W = P b^-1 (F, J, 4) and heads (F, J, 3) of evaluated armature-space pose
+    matrices (F, J, 4, 4): what Blender shows after constraints, IK and drivers."""
     rot = mats[..., :3, :3]
     rot = rot / np.linalg.norm(rot, axis=-2, keepdims=True)
     world = quat_mul(quat_normalize(matrix_to_quat(rot)), quat_conj(rest["rest_quats"]))  # scaled bones too
-    heads = mats[..., :3, 3]
-    parents = rest["parents"]
+    return world, mats[..., :3, 3]
+
+
+def local_from_world(parents, world, heads):
+    """Runtime local arrays of world rotations and heads: local = W_parent^-1 W."""
     has_parent = parents >= 0
     p = np.maximum(parents, 0)
     parent_world = np.where(has_parent[:, None], world[:, p], np.array([1.0, 0.0, 0.0, 0.0]))
@@ -341,7 +342,7 @@ def has_constraints(obj) -> bool:
     return any(not c.mute and c.influence > 0 for pb in obj.pose.bones for c in pb.constraints)
 
 
-def _read_evaluated(obj, action, frames, rest):
+def evaluate_pose(obj, action, frames, rest):
     """Pose matrices of every bone at ``frames`` with ``action`` playing (temporarily assigned when
     it is not the current one; the assignment, its slot and the current frame are restored)."""
     scene = bpy.context.scene
@@ -371,13 +372,15 @@ def _read_evaluated(obj, action, frames, rest):
     return mats[:, order]
 
 
-def read_action(obj, action=None, frame_start=None, frame_end=None) -> dict:
+def read_action(obj, action=None, frame_start=None, frame_end=None, stand_ins=None) -> dict:
     """Sample ``action`` (default: the armature's assigned one) over [frame_start, frame_end]
     (default: the action's frame range) into runtime-convention arrays.
 
     Samples are the action's own key times when they form a regular grid, else every integer frame
     (sample_times); ``fps`` is the scene's rate divided by the spacing, so a take keeps its own rate.
-    Armatures with constraints are read as Blender evaluates them (has_constraints).
+    Armatures with constraints are read as Blender evaluates them (has_constraints); ``stand_ins``
+    (bone -> bone of the same rest) reads a bone with another's evaluated pose: a control read as
+    the bone it drives shows (rigify_limbs).
     Returns bone_names, parents (J,), offsets (J, 3), rest_quats (J, 4), heads (J, 3), tails (J, 3),
     rotations (F, J, 4) local quaternions (w, x, y, z), translations (F, J, 3) local translations,
     rotation_modes, fps, frame_start, frame_end, frames (F,), up_axis "Z", slot_name, evaluated,
@@ -437,7 +440,11 @@ def read_action(obj, action=None, frame_start=None, frame_end=None) -> dict:
 
     keyed = _runtime_from_basis(rest, basis_q, loc)
     if evaluated:
-        rotations, translations = _runtime_from_pose_matrices(rest, _read_evaluated(obj, action, frames, rest))
+        mats = evaluate_pose(obj, action, frames, rest)
+        index = {n: i for i, n in enumerate(names)}
+        for bone, shown_by in (stand_ins or {}).items():
+            mats[:, index[bone]] = mats[:, index[shown_by]]
+        rotations, translations = local_from_world(rest["parents"], *world_from_pose_matrices(rest, mats))
         warnings.append(
             f"armature {obj.name!r} has constraints: its pose was read as Blender shows it, and the result "
             "is keyed on the same bones (constraints such as IK still act on them)"
@@ -489,6 +496,71 @@ def _new_action_and_fcurve_factory(obj, name, slot_name=None):
     return action, None, new_fcurve_legacy
 
 
+def _channels(obj, rest, bone_names, rotations, translations, locations):
+    """The F-curve values that key runtime-convention arrays onto pose bones: a list of
+    (data path, index, group, values (F,)) in each bone's rotation mode (see write_action)."""
+    idx = {n: i for i, n in enumerate(rest["bone_names"])}
+    missing = [n for n in bone_names if n not in idx]
+    if missing:
+        raise ValueError(f"armature {obj.name!r} has no bones {missing}")
+    sel = np.array([idx[n] for n in bone_names], dtype=np.int64)
+    bq = rest["rest_quats"][sel]
+    connected = rest["connected"][sel]
+    is_root = rest["parents"][sel] < 0
+
+    basis_q = quat_mul(quat_mul(quat_conj(bq), rotations), bq)
+    basis_q = quat_continuous(quat_normalize(basis_q), axis=0)
+    loc = quat_rotate(np.broadcast_to(quat_conj(bq), translations.shape[:-1] + (4,)), translations - rest["offsets"][sel])
+
+    modes = [obj.pose.bones[b].rotation_mode for b in bone_names]
+    rotation_values = [None] * len(bone_names)
+    for mode in set(modes):  # convert all bones of one rotation mode at once
+        cols = [j for j, m in enumerate(modes) if m == mode]
+        q = basis_q[:, cols]
+        if mode == "QUATERNION":
+            conv = ("rotation_quaternion", q)
+        elif mode == "AXIS_ANGLE":
+            conv = ("rotation_axis_angle", quat_to_axis_angle(q))
+        else:
+            conv = ("rotation_euler", quat_to_euler(q, mode))
+        for c, j in enumerate(cols):
+            rotation_values[j] = (conv[0], conv[1][:, c])
+    out = []
+    for j, bname in enumerate(bone_names):
+        prop, vals = rotation_values[j]
+        out += [(_bone_path(bname, prop), i, bname, vals[:, i]) for i in range(vals.shape[-1])]
+        if connected[j]:
+            continue
+        if locations == "all" or is_root[j] or np.abs(loc[:, j]).max() > 1e-7:
+            out += [(_bone_path(bname, "location"), i, bname, loc[:, j, i]) for i in range(3)]
+    return out
+
+
+def _check_arrays(rotations, translations, bone_names):
+    rotations = np.asarray(rotations, dtype=np.float64)
+    translations = np.asarray(translations, dtype=np.float64)
+    F, J = rotations.shape[:2]
+    if rotations.shape != (F, J, 4) or translations.shape != (F, J, 3) or len(bone_names) != J:
+        raise ValueError(f"arrays {rotations.shape}, {translations.shape} do not match {len(bone_names)} bones")
+    return rotations, translations
+
+
+_KEY_PROPS = (("co", 2, np.float32), ("interpolation", 1, np.int32), ("handle_left", 2, np.float32),
+              ("handle_right", 2, np.float32), ("handle_left_type", 1, np.int32),
+              ("handle_right_type", 1, np.int32), ("easing", 1, np.int32))
+
+
+def _copy_keys(source_fc, target_fc):
+    """Every key of one F-curve onto another, with its interpolation and handles, in bulk."""
+    src, dst = source_fc.keyframe_points, target_fc.keyframe_points
+    dst.add(len(src))
+    for prop, size, dtype in _KEY_PROPS:
+        buf = np.empty(len(src) * size, dtype=dtype)
+        src.foreach_get(prop, buf)
+        dst.foreach_set(prop, buf)
+    target_fc.extrapolation = source_fc.extrapolation
+
+
 def write_action(
     obj,
     name,
@@ -503,6 +575,8 @@ def write_action(
     locations="needed",
     assign=True,
     protect_previous=True,
+    copy_from=None,
+    properties=None,
 ):
     """Key runtime-convention arrays onto a NEW action and (by default) assign it to ``obj``.
 
@@ -515,31 +589,17 @@ def write_action(
     (Blender picks a slot by the name last used). Each bone gets curves in its own
     rotation mode and, for bones not connected to their parent, location curves: ``locations``
     "all" for every such bone, "needed" (default) only where the translation leaves the rest offset
-    (the root always). Keys are LINEAR, inserted in bulk. With ``assign``, the action becomes
-    obj.animation_data.action (and action_slot on 4.4+); with ``protect_previous`` a previously
-    assigned action that would lose its last user gets a fake user so it survives saving
-    (its key data is never touched). Returns the new action.
+    (the root always). Keys are LINEAR, inserted in bulk. ``copy_from``: an action of ``obj`` whose
+    other curves (custom properties, scale, the object's own channels) are copied as they are, so
+    the result plays with the same switches and extras as the source; ``properties``: data path ->
+    value keyed constant over the frames (replacing a copied curve). With ``assign``, the action
+    becomes obj.animation_data.action (and action_slot on 4.4+); with ``protect_previous`` a
+    previously assigned action that would lose its last user gets a fake user so it survives
+    saving (its key data is never touched). Returns the new action.
     """
-    rotations = np.asarray(rotations, dtype=np.float64)
-    translations = np.asarray(translations, dtype=np.float64)
-    bone_names = list(bone_names)
-    F, J = rotations.shape[:2]
-    if rotations.shape != (F, J, 4) or translations.shape != (F, J, 3) or len(bone_names) != J:
-        raise ValueError(f"arrays {rotations.shape}, {translations.shape} do not match {len(bone_names)} bones")
-    rest = rest_skeleton(obj)
-    idx = {n: i for i, n in enumerate(rest["bone_names"])}
-    missing = [n for n in bone_names if n not in idx]
-    if missing:
-        raise ValueError(f"armature {obj.name!r} has no bones {missing}")
-    sel = np.array([idx[n] for n in bone_names], dtype=np.int64)
-    bq = rest["rest_quats"][sel]
-    offsets = rest["offsets"][sel]
-    connected = rest["connected"][sel]
-    is_root = rest["parents"][sel] < 0
-
-    basis_q = quat_mul(quat_mul(quat_conj(bq), rotations), bq)
-    basis_q = quat_continuous(quat_normalize(basis_q), axis=0)
-    loc = quat_rotate(np.broadcast_to(quat_conj(bq), translations.shape[:-1] + (4,)), translations - offsets)
+    rotations, translations = _check_arrays(rotations, translations, bone_names)
+    F = len(rotations)
+    channels = _channels(obj, rest_skeleton(obj), list(bone_names), rotations, translations, locations)
 
     if frames is None:
         step = 1.0 if fps is None or abs(fps - scene_fps()) < 1e-9 else scene_fps() / float(fps)
@@ -551,41 +611,24 @@ def write_action(
     ipo = np.full(F, LINEAR, dtype=np.int32)
 
     action, slot, new_fcurve = _new_action_and_fcurve_factory(obj, name, slot_name)
-
-    def key(path, index, group, values):
-        fc = new_fcurve(path, index, group)
-        kp = fc.keyframe_points
+    # no fcurve.update() (~6 ms per 360 curves): keys are sorted by construction and LINEAR, so
+    # there are no Bezier handles to recompute
+    for path, index, group, values in channels:
+        kp = new_fcurve(path, index, group).keyframe_points
         kp.add(F)
         co[:, 1] = values
         kp.foreach_set("co", co.ravel())
         kp.foreach_set("interpolation", ipo)
-        if UPDATE_FCURVES:
-            fc.update()
-
-    modes = [obj.pose.bones[b].rotation_mode for b in bone_names]
-    values = [None] * J
-    for mode in set(modes):  # convert all bones of one rotation mode at once
-        cols = [j for j, m in enumerate(modes) if m == mode]
-        q = basis_q[:, cols]
-        if mode == "QUATERNION":
-            conv = ("rotation_quaternion", q)
-        elif mode == "AXIS_ANGLE":
-            conv = ("rotation_axis_angle", quat_to_axis_angle(q))
-        else:
-            conv = ("rotation_euler", quat_to_euler(q, mode))
-        for c, j in enumerate(cols):
-            values[j] = (conv[0], conv[1][:, c])
-    for j, bname in enumerate(bone_names):
-        prop, vals = values[j]
-        path = _bone_path(bname, prop)
-        for i in range(vals.shape[-1]):
-            key(path, i, bname, vals[:, i])
-        if connected[j]:
-            continue
-        if locations == "all" or is_root[j] or np.abs(loc[:, j]).max() > 1e-7:
-            path = _bone_path(bname, "location")
-            for i in range(3):
-                key(path, i, bname, loc[:, j, i])
+    # the keyed bones' transforms come from the arrays alone (a rest location is left unkeyed)
+    written = {_bone_path(b, prop) for b in bone_names for prop in TRANSFORM_PROPS} | set(properties or {})
+    for fc in action_fcurves(obj, copy_from) if copy_from is not None else ():
+        if fc.data_path not in written:
+            _copy_keys(fc, new_fcurve(fc.data_path, fc.array_index, fc.group.name if fc.group else "Extras"))
+    for path, value in (properties or {}).items():
+        kp = new_fcurve(path, 0, "Switches").keyframe_points
+        kp.add(2)
+        kp.foreach_set("co", np.array([frames[0], value, frames[-1], value], dtype=np.float32))
+        kp.foreach_set("interpolation", np.full(2, CONSTANT_IPO, dtype=np.int32))
 
     if assign:
         if obj.animation_data is None:
@@ -598,3 +641,20 @@ def write_action(
         if slot is not None:
             ad.action_slot = slot
     return action
+
+
+def rekey(obj, action, bone_names, rotations, translations):
+    """New values for the keys write_action gave ``bone_names`` on ``action`` (same frames; the
+    bones' location curves must exist: write them with ``locations="all"``)."""
+    rotations, translations = _check_arrays(rotations, translations, bone_names)
+    curves = {(fc.data_path, fc.array_index): fc for fc in action_fcurves(obj, action)}
+    channels = _channels(obj, rest_skeleton(obj), list(bone_names), rotations, translations, "all")
+    for path, index, _, values in channels:
+        fc = curves.get((path, index))
+        if fc is None or len(fc.keyframe_points) != len(values):
+            raise ValueError(f"action {action.name!r} has no {len(values)} keys on {path}[{index}] to rekey")
+        co = np.empty(2 * len(values), dtype=np.float32)
+        fc.keyframe_points.foreach_get("co", co)
+        co[1::2] = values
+        fc.keyframe_points.foreach_set("co", co)
+

@@ -107,20 +107,8 @@ def rig_setup(obj, rest: dict | None = None) -> RigSetup:
     return setup
 
 
-# Presets whose bones the add-on can read but not key: a generated Rigify rig's FK controls hang from
-# helper bones that constraints move (limb follow, IK/FK switch), so keys computed down the hierarchy
-# land elsewhere (measured: 37% of body height off, 10% at weight 0). Refused until keying bakes
-# through constraints.
-UNKEYABLE_PRESETS = {
-    "rigify_controls": "a generated Rigify rig: its FK controls hang from helper bones that constraints "
-    "move, which the add-on cannot key through yet; stylize the metarig or a deform-only copy instead",
-}
-
-
 def _checked_rig(obj, rest, skeleton, mapping, preset) -> Rig:
     """The Rig of a complete mapping with its up axis and floor, through the runtime's own check."""
-    if preset in UNKEYABLE_PRESETS:
-        raise RigError(f"armature {obj.name!r} is {UNKEYABLE_PRESETS[preset]}")
     name = preset or obj.name
     rest_rotations = None if preset is None else preset_rig(preset, skeleton, WORLD_UP).rest_rotations
     rig = Rig(skeleton, mapping, rest_rotations=rest_rotations, up_axis=WORLD_UP, name=name)

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import action_io, ik_poles
+from . import action_io, constrained_keys, ik_poles, rigify_limbs
 from .core import protocol
+from .core.ops.kinematics import forward_kinematics
 from .core.retarget.object_transform import from_world, to_world
 from .rig_setup import require_rig, world_matrix
 
@@ -47,6 +48,8 @@ class PreparedRequest:
     source_world: tuple | None = None  # the source's (rotations, translations), world frame, for the poles
     source_sent: tuple | None = None  # of a constrained armature: the arrays sent (float32) ...
     source_keyed: tuple | None = None  # ... and those its keys alone give, for the bones left unchanged
+    mapped_bones: list[str] = field(default_factory=list)  # the bones that play canonical joints
+    switches: dict[str, float] = field(default_factory=dict)  # property path -> value keyed on the result
 
     @property
     def num_frames(self) -> int:
@@ -72,7 +75,9 @@ def _wire_motion(take: Take, what: str, read: dict | None = None, frame_range=No
     if read is not None and key in read:
         return read[key]
     rig = require_rig(take.obj)  # before reading: a rig that cannot be used fails without work
-    data = action_io.read_action(take.obj, take.action, *(frame_range or (None, None)))
+    stand_ins = {control: shown_by for control, (shown_by, _) in rigify_limbs.fk_controls(take.obj).items()}
+    data = action_io.read_action(take.obj, take.action, *(frame_range or (None, None)), stand_ins=stand_ins)
+    data["mapped_bones"] = list(rig.mapping.values())
     if len(data["frames"]) < 2:
         raise ValueError(f"the {what} action {take.action.name!r} has fewer than 2 frames in its range")
     rotations, translations = to_world(data["parents"], data["rotations"], data["translations"], world_matrix(take.obj))
@@ -123,6 +128,13 @@ def prepare(
         warnings += g_data["warnings"]
     request = protocol.stylize_request(None, content, ref_wire, groups, weights or {}, options or {})
     anchors = ik_poles.pole_anchors(source.obj)
+    mapped = set(data["mapped_bones"])
+    switches = {path: rigify_limbs.FK for control, (_, path) in rigify_limbs.fk_controls(source.obj).items() if control in mapped}
+    if switches:
+        warnings.append(
+            f"armature {source.obj.name!r} is a generated Rigify rig: the result keys its limbs' FK controls "
+            f"and holds {rigify_limbs.SWITCH_PROPERTY} at {rigify_limbs.FK:g} (FK) on {len(switches)} limbs"
+        )
     return PreparedRequest(
         request=request,
         source=source,
@@ -137,6 +149,8 @@ def prepare(
         source_world=data["world"] if anchors else None,
         source_sent=content[2:] if data["evaluated"] else None,
         source_keyed=data.get("world_keyed"),
+        mapped_bones=data["mapped_bones"],
+        switches=switches,
     )
 
 
@@ -154,6 +168,10 @@ def apply_result(prepared: PreparedRequest, result: dict, push_to_nla: bool = Fa
         rotations, translations = ik_poles.follow_anchors(
             prepared.parents, prepared.bone_names, prepared.pole_anchors, prepared.source_world, (rotations, translations)
         )
+    rest = action_io.rest_skeleton(obj)
+    solve = constrained_keys.keyable_bones(obj, rest, prepared.mapped_bones) if prepared.source_keyed is not None else []
+    if solve:  # where each bone must end up, whatever its constrained parents do
+        targets = forward_kinematics(prepared.parents, *from_world(prepared.parents, rotations, translations, world_matrix(obj)))
     if prepared.source_keyed is not None:
         rotations, translations = _unchanged_bones_keyed(prepared, rotations, translations)
     rotations, translations = from_world(prepared.parents, rotations, translations, world_matrix(obj))
@@ -166,8 +184,20 @@ def apply_result(prepared: PreparedRequest, result: dict, push_to_nla: bool = Fa
         prepared.frames[0],
         frames=prepared.frames,
         slot_name=prepared.slot_name,
+        locations="all" if solve else "needed",
         assign=assign,
+        copy_from=prepared.source.action,
+        properties=prepared.switches,
     )
+    if solve:
+        report = constrained_keys.key_to_targets(obj, action, rest, prepared.frames, targets, solve)
+        if report.unresolved:
+            prepared.warnings.insert(
+                0,
+                f"{len(report.unresolved)} bones of {obj.name!r} miss their stylized pose by up to "
+                f"{report.position_error:.2%} of the rig's height / {report.angle_error:.3f} rad after "
+                f"{report.passes} passes: their constraints override keys ({', '.join(report.unresolved[:4])})",
+            )
     if not assign:
         action.use_fake_user = True  # else an unassigned result is dropped when the file is saved
     if push_to_nla:

@@ -103,7 +103,9 @@ class Harness:
         mod = lambda name: importlib.import_module(f"{self.module_name}.{name}")
         self.io, self.rig_setup, self.stylize_io = mod("action_io"), mod("rig_setup"), mod("stylize_io")
         self.session, self.job_mod, self.protocol = mod("session"), mod("job"), mod("core.protocol")
-        self.ik_poles = mod("ik_poles")
+        self.ik_poles, self.constrained_keys = mod("ik_poles"), mod("constrained_keys")
+        self.rigify_limbs = mod("rigify_limbs")
+        self.kinematics = mod("core.ops.kinematics")
         self.transform = mod("core.retarget.object_transform")
         self.retarget = mod("core.retarget.retarget").retarget
         self.canonical_rig = mod("core.retarget.presets").canonical_rig()
@@ -230,8 +232,20 @@ class Harness:
         slot = ad.action_slot.name_display if ad is not None and self.io.slotted() and ad.action_slot else None
         # every channel keyed, as an exported take has it: Blender leaves an unkeyed channel at the
         # value the last action played gave it, and a source must not depend on what played before
-        return self.io.write_action(obj, "mst walk", rot, trans, rest["bone_names"], 1, fps=self.walk.fps,
-                                    slot_name=slot, locations="all", assign=True, protect_previous=True)
+        # a generated Rigify rig's limbs played in FK, as an animator keying its FK controls has them
+        switches = dict.fromkeys((path for _, path in self.rigify_limbs.fk_controls(obj).values()), self.rigify_limbs.FK)
+        action = self.io.write_action(obj, "mst walk", rot, trans, rest["bone_names"], 1, fps=self.walk.fps,
+                                      slot_name=slot, locations="all", assign=True, protect_previous=True,
+                                      properties=switches)
+        # controls that hang from constrained helpers (generated Rigify) keyed so that the walk is
+        # what the rig shows, as an animator posing them would
+        keyable = self.constrained_keys.keyable_bones(obj, rest, list(rig.mapping.values()))
+        if keyable and self.io.has_constraints(obj):
+            frames = 1 + (self.io.scene_fps() / self.walk.fps) * np.arange(len(rot))
+            targets = self.kinematics.forward_kinematics(rest["parents"], rot, trans)
+            report = self.constrained_keys.key_to_targets(obj, action, rest, frames, targets, keyable)
+            assert not report.unresolved, report
+        return action
 
     def refusal(self, obj, style) -> dict:
         """The operator on an armature the add-on cannot use: its message, and no server started."""
@@ -382,6 +396,8 @@ class Harness:
     def convention_rigs(self) -> dict:
         out = {}
         for convention in CONVENTIONS:
+            if self.args.match not in convention:
+                continue
             try:
                 obj, truth = self.mixamo_rig(convention)
                 style = self.import_style()
@@ -394,6 +410,8 @@ class Harness:
                  ("rigify_generated", self.rigify_generated),
                  ("fbx_roundtrip_unreal", lambda: self.fbx_roundtrip("unreal")), ("single_chain", self.single_chain))
         for name, build in built:
+            if self.args.match not in name:
+                continue
             try:
                 obj = build()
                 style = self.import_style()
@@ -582,7 +600,7 @@ def main():
     parser = addon_script_parser()
     parser.add_argument("--rigs", required=True)
     parser.add_argument("--only", default="rates,transforms,conventions,shared")
-    parser.add_argument("--match", default="", help="only the shared rigs whose path contains this")
+    parser.add_argument("--match", default="", help="only the shared rigs and test rigs whose path or name contains this")
     args = parser.parse_args()
 
     import bpy
