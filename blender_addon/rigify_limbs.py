@@ -1,8 +1,8 @@
 """Generated Rigify limbs: read as their ORG bones show them, keyed on their FK controls.
 
 A generated Rigify rig shows each limb through its ORG bones: an ORG bone copies its FK control's
-transforms, then its IK chain's with an influence driven by the limb's ``IK_FK`` property (0: FK,
-1: IK). Reading the FK controls alone would miss a limb animated in IK. So each FK control is read
+transforms, then its IK chain's with an influence driven by the limb's ``IK_FK`` property (0: IK,
+1: FK). Reading the FK controls alone would miss a limb animated in IK. So each FK control is read
 with its ORG bone's evaluated pose (they share their rest), and the result keys the FK controls with
 ``IK_FK`` held at 0, so that the keyed controls are what the mesh follows. Found from the rig's own
 drivers, not from bone names, so renamed or older generated rigs are handled the same way.
@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-FK = 0.0  # the IK_FK value at which the driven IK copy has no influence
+FK = 1.0  # Rigify's IK_FK: 0 is IK, 1 is FK (the driver's F-curve maps it to the IK copy's 1 - value)
 SWITCH_PROPERTY = "IK_FK"
 _INFLUENCE = re.compile(r'^pose\.bones\["((?:[^"\\]|\\.)+)"\]\.constraints\["((?:[^"\\]|\\.)+)"\]\.influence$')
 REST_TOLERANCE = 1e-4  # of the rig's size: an FK control and its ORG bone share the rest pose
