@@ -496,9 +496,10 @@ def _new_action_and_fcurve_factory(obj, name, slot_name=None):
     return action, None, new_fcurve_legacy
 
 
-def _channels(obj, rest, bone_names, rotations, translations, locations):
+def _channels(obj, rest, bone_names, rotations, translations, locations, keep_locations=frozenset()):
     """The F-curve values that key runtime-convention arrays onto pose bones: a list of
-    (data path, index, group, values (F,)) in each bone's rotation mode (see write_action)."""
+    (data path, index, group, values (F,)) in each bone's rotation mode (see write_action);
+    ``keep_locations``: bones whose location is keyed whatever ``locations`` says."""
     idx = {n: i for i, n in enumerate(rest["bone_names"])}
     missing = [n for n in bone_names if n not in idx]
     if missing:
@@ -531,7 +532,7 @@ def _channels(obj, rest, bone_names, rotations, translations, locations):
         out += [(_bone_path(bname, prop), i, bname, vals[:, i]) for i in range(vals.shape[-1])]
         if connected[j]:
             continue
-        if locations == "all" or is_root[j] or np.abs(loc[:, j]).max() > 1e-7:
+        if locations == "all" or is_root[j] or bname in keep_locations or np.abs(loc[:, j]).max() > 1e-7:
             out += [(_bone_path(bname, "location"), i, bname, loc[:, j, i]) for i in range(3)]
     return out
 
@@ -591,7 +592,8 @@ def write_action(
     "all" for every such bone, "needed" (default) only where the translation leaves the rest offset
     (the root always). Keys are LINEAR, inserted in bulk. ``copy_from``: an action of ``obj`` whose
     other curves (custom properties, scale, the object's own channels) are copied as they are, so
-    the result plays with the same switches and extras as the source; ``properties``: data path ->
+    the result plays with the same switches and extras as the source, and whose keyed locations
+    are keyed on the result too; ``properties``: data path ->
     value keyed constant over the frames (replacing a copied curve). With ``assign``, the action
     becomes obj.animation_data.action (and action_slot on 4.4+); with ``protect_previous`` a
     previously assigned action that would lose its last user gets a fake user so it survives
@@ -599,7 +601,11 @@ def write_action(
     """
     rotations, translations = _check_arrays(rotations, translations, bone_names)
     F = len(rotations)
-    channels = _channels(obj, rest_skeleton(obj), list(bone_names), rotations, translations, locations)
+    source_curves = action_fcurves(obj, copy_from) if copy_from is not None else []
+    # a location the source keys is keyed on the result too, even at rest: left unkeyed, it would
+    # keep the source's last value when the result is played after it
+    keep = {n for n in bone_names if _bone_path(n, "location") in {fc.data_path for fc in source_curves}}
+    channels = _channels(obj, rest_skeleton(obj), list(bone_names), rotations, translations, locations, keep)
 
     if frames is None:
         step = 1.0 if fps is None or abs(fps - scene_fps()) < 1e-9 else scene_fps() / float(fps)
@@ -621,7 +627,7 @@ def write_action(
         kp.foreach_set("interpolation", ipo)
     # the keyed bones' transforms come from the arrays alone (a rest location is left unkeyed)
     written = {_bone_path(b, prop) for b in bone_names for prop in TRANSFORM_PROPS} | set(properties or {})
-    for fc in action_fcurves(obj, copy_from) if copy_from is not None else ():
+    for fc in source_curves:
         if fc.data_path not in written:
             _copy_keys(fc, new_fcurve(fc.data_path, fc.array_index, fc.group.name if fc.group else "Extras"))
     for path, value in (properties or {}).items():

@@ -4,7 +4,7 @@ A generated Rigify rig shows each limb through its ORG bones: an ORG bone copies
 transforms, then its IK chain's with an influence driven by the limb's ``IK_FK`` property (0: IK,
 1: FK). Reading the FK controls alone would miss a limb animated in IK. So each FK control is read
 with its ORG bone's evaluated pose (they share their rest), and the result keys the FK controls with
-``IK_FK`` held at 0, so that the keyed controls are what the mesh follows. Found from the rig's own
+``IK_FK`` held at FK, so that the keyed controls are what the mesh follows. Found from the rig's own
 drivers, not from bone names, so renamed or older generated rigs are handled the same way.
 """
 

@@ -301,6 +301,11 @@ class Harness:
         heads, tails = self.evaluated(obj, frames)
         keys = np.concatenate([self._keys(fc) for fc in self.io.action_fcurves(obj, new)])
         entry["nan"] = bool(np.isnan(keys).any() or np.isnan(heads).any())
+        curves = lambda action: {(fc.data_path, fc.array_index) for fc in self.io.action_fcurves(obj, action)}
+        # the result plays with the source's switches and extras: every source curve has its own
+        # (a connected bone's location does nothing, so it may go)
+        inert = {f'pose.bones["{b.name}"].location' for b in obj.data.bones if b.use_connect}
+        entry["source_curves_missing"] = sorted(f"{p}[{i}]" for p, i in curves(source) - curves(new) if p not in inert)
         up = heads[:, idx("Head"), 2] - heads[:, idx("Hips"), 2]
         entry["head_above_hips_min"] = float(up.min() / height)
         lowest = lambda h, t: np.minimum(h[:, feet].min(1), t[:, feet].min(1))[:, 2]
@@ -323,7 +328,10 @@ class Harness:
                 entry[f"{key}_worst_joint"] = list(rig.mapping)[int(error.argmax())]
         zero = self.mst.stylize(obj, source, style, weights=dict.fromkeys(GROUPS, 0.0))
         z_heads, z_tails = self.evaluated(obj, frames)
-        entry["all0_max_rel"] = float(max(np.abs(z_heads - src_heads).max(), np.abs(z_tails - src_tails).max()) / height)
+        # what the character shows: bones that deform the mesh and the mapped ones; helpers of a
+        # limb mode the result does not play in (Rigify's IK chain when keyed in FK) may differ
+        shown = [i for i, b in enumerate(obj.pose.bones) if b.bone.use_deform or b.name in rig.mapping.values()]
+        entry["all0_max_rel"] = float(max(np.abs(z_heads - src_heads)[:, shown].max(), np.abs(z_tails - src_tails)[:, shown].max()) / height)
         entry["source_hash_equal"] = self.action_hash(obj, source) == source_hash
         self.play(obj, source, slot=False)  # as an artist re-assigns it: Blender picks the slot
         entry["source_slot_after_reassign"] = bool(not self.io.slotted() or obj.animation_data.action_slot is not None)
