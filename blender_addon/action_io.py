@@ -604,7 +604,8 @@ def write_action(
     source_curves = action_fcurves(obj, copy_from) if copy_from is not None else []
     # a location the source keys is keyed on the result too, even at rest: left unkeyed, it would
     # keep the source's last value when the result is played after it
-    keep = {n for n in bone_names if _bone_path(n, "location") in {fc.data_path for fc in source_curves}}
+    source_paths = {fc.data_path for fc in source_curves}
+    keep = {n for n in bone_names if _bone_path(n, "location") in source_paths}
     channels = _channels(obj, rest_skeleton(obj), list(bone_names), rotations, translations, locations, keep)
 
     if frames is None:

@@ -75,9 +75,12 @@ def _wire_motion(take: Take, what: str, read: dict | None = None, frame_range=No
     if read is not None and key in read:
         return read[key]
     rig = require_rig(take.obj)  # before reading: a rig that cannot be used fails without work
-    stand_ins = {control: shown_by for control, (shown_by, _) in rigify_limbs.fk_controls(take.obj).items()}
+    fk_controls = rigify_limbs.fk_controls(take.obj)
+    stand_ins = {control: shown_by for control, (shown_by, _) in fk_controls.items()}
     data = action_io.read_action(take.obj, take.action, *(frame_range or (None, None)), stand_ins=stand_ins)
     data["mapped_bones"] = list(rig.mapping.values())
+    # the IK/FK switches of the limbs whose FK controls the result keys
+    data["switches"] = {path: rigify_limbs.FK for control, (_, path) in fk_controls.items() if control in rig.mapping.values()}
     if len(data["frames"]) < 2:
         raise ValueError(f"the {what} action {take.action.name!r} has fewer than 2 frames in its range")
     rotations, translations = to_world(data["parents"], data["rotations"], data["translations"], world_matrix(take.obj))
@@ -128,8 +131,7 @@ def prepare(
         warnings += g_data["warnings"]
     request = protocol.stylize_request(None, content, ref_wire, groups, weights or {}, options or {})
     anchors = ik_poles.pole_anchors(source.obj)
-    mapped = set(data["mapped_bones"])
-    switches = {path: rigify_limbs.FK for control, (_, path) in rigify_limbs.fk_controls(source.obj).items() if control in mapped}
+    switches = data["switches"]
     if switches:
         warnings.append(
             f"armature {source.obj.name!r} is a generated Rigify rig: the result keys its limbs' FK controls "
@@ -168,8 +170,10 @@ def apply_result(prepared: PreparedRequest, result: dict, push_to_nla: bool = Fa
         rotations, translations = ik_poles.follow_anchors(
             prepared.parents, prepared.bone_names, prepared.pole_anchors, prepared.source_world, (rotations, translations)
         )
-    rest = action_io.rest_skeleton(obj)
-    solve = constrained_keys.keyable_bones(obj, rest, prepared.mapped_bones) if prepared.source_keyed is not None else []
+    solve = []
+    if prepared.source_keyed is not None:  # constrained: some mapped bones may hang from helpers
+        rest = action_io.rest_skeleton(obj)
+        solve = constrained_keys.keyable_bones(obj, rest, prepared.mapped_bones)
     if solve:  # where each bone must end up, whatever its constrained parents do
         targets = forward_kinematics(prepared.parents, *from_world(prepared.parents, rotations, translations, world_matrix(obj)))
     if prepared.source_keyed is not None:

@@ -240,7 +240,7 @@ class Harness:
         # controls that hang from constrained helpers (generated Rigify) keyed so that the walk is
         # what the rig shows, as an animator posing them would
         keyable = self.constrained_keys.keyable_bones(obj, rest, list(rig.mapping.values()))
-        if keyable and self.io.has_constraints(obj):
+        if keyable:  # only bones below an active constraint are keyable
             frames = 1 + (self.io.scene_fps() / self.walk.fps) * np.arange(len(rot))
             targets = self.kinematics.forward_kinematics(rest["parents"], rot, trans)
             report = self.constrained_keys.key_to_targets(obj, action, rest, frames, targets, keyable)
