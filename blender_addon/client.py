@@ -8,7 +8,9 @@ exit code and the last lines of the server log:
 
 - the runtime Python is missing (kind ``missing_python``),
 - end of stdout, a broken pipe / OSError on write, a non-zero exit (kind ``died``),
-- no reply within ``timeout`` seconds while a request is pending (kind ``timeout``; the child is killed),
+- no reply within ``timeout`` seconds while a request is pending (kind ``timeout``; the child is killed):
+  a busy server sends a ``heartbeat`` every few seconds of a long step, which counts as a reply
+  here and is otherwise dropped, so only a hung server times out,
 - bytes on stdout that are not the protocol (kind ``protocol``; the child is killed),
 - a protocol version mismatch (kind ``version``, naming both versions),
 - a model config (or stylizer) the server could not load (kind ``config``, with the server's
@@ -388,8 +390,9 @@ class ServerClient:
         self._write(msg, None)
 
     def poll(self, request_id=None) -> list:
-        """The replies (header, arrays) that arrived, without blocking; only those of
-        ``request_id`` when given (the others stay for later calls). Raises ServerError when the
+        """The replies (header, arrays) that arrived, without blocking (heartbeats only keep the
+        server from timing out and are not handed out); only those of ``request_id`` when given
+        (the others stay for later calls). Raises ServerError when the
         server died, hung past the timeout or broke the protocol (replies read before the fault
         are handed out first)."""
         child = self.child
@@ -404,6 +407,8 @@ class ServerClient:
                     fault = (header, arrays)
                     break
                 self._last_activity = time.monotonic()
+                if header["type"] == "heartbeat":  # liveness only: nothing for the caller
+                    continue
                 if header["type"] in ("result", "error"):
                     self.pending.discard(header.get("id"))
                 self._inbox.append((header, arrays))

@@ -15,8 +15,10 @@ finite. JSON must not contain NaN/Infinity literals.
 
 Requests (add-on -> server): ``hello`` {version}, ``stylize`` {id, motions, weights, options},
 ``cancel`` {id?}, ``shutdown``. Replies (server -> add-on): ``hello`` {version, device, stylizer,
-config, pid}, ``progress`` {id, step, total, stage}, ``result`` {id, fps} + arrays ``rotations``
-(F, J, 4) and ``translations`` (F, J, 3), ``error`` {kind, message, traceback, id?}.
+config, pid}, ``progress`` {id, step, total, stage}, ``heartbeat`` {id, elapsed} (a running job
+that has sent nothing for a while: it says the server is alive, and nothing else), ``result`` {id,
+fps} + arrays ``rotations`` (F, J, 4) and ``translations`` (F, J, 3), ``error`` {kind, message,
+traceback, id?}. Version 2 added ``heartbeat``: a version-1 client would refuse it, hence the bump.
 
 Error kinds (``ERROR_KINDS``): ``protocol`` (a malformed frame), ``version`` (protocol version
 mismatch at the hello), ``handshake`` (a request before the hello), ``config`` (the server's model
@@ -24,12 +26,18 @@ config or stylizer could not be loaded: the answer to the hello, after which the
 ``bad_request`` (a well-formed request the pipeline refuses), ``cancelled``, ``internal`` (a bug).
 
 A stylize request's ``motions`` maps a motion key (``content``, ``reference``, or
-``reference:<group>`` for a per-group reference) to ``{"rig": <Rig.to_json object>, "fps": float}``;
+``reference:<group>`` for a per-group reference) to ``{"rig": <Rig.to_json object>, "fps": float}``
+with fps in [MIN_FPS, MAX_FPS] = [0.01, 1000] (the add-on sends the scene's rate over the key
+spacing, so sparse linear keys legitimately give less than 1 fps: every 48 frames at 24 fps is
+0.5 fps; keys 100 s apart are no animation, and a slower rate only multiplies the frames the
+pipeline resamples to, which the server bounds anyway);
 the arrays ``<key>.rotations`` (F, J, 4, local quaternions w x y z) and ``<key>.translations``
 (F, J, 3, local translations) carry its animation.
 
 Errors: every malformed frame raises ``ProtocolError``; ``error.in_sync`` tells whether the whole
-frame was consumed (the stream can go on) or the stream position is lost (the reader must close).
+frame was consumed (the stream can go on) or the stream position is lost (the reader must close);
+``error.request_id`` is the id of a ``stylize`` frame that was consumed and had a usable one, so
+the answer can name the request it refuses (the client is waiting on that id).
 End of stream before the first byte of a frame raises ``Closed`` (a ProtocolError subclass, so a
 plain ``except ProtocolError`` still catches it; catch ``Closed`` first to tell a clean close).
 """
@@ -42,15 +50,16 @@ import struct
 
 import numpy as np
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAX_HEADER_BYTES = 1 << 20  # 1 MiB
 MAX_PAYLOAD_BYTES = 512 << 20  # 512 MiB
 MAX_ARRAYS = 64
 MAX_NDIM = 8
 DTYPE = np.dtype("<f4")
+MIN_FPS, MAX_FPS = 0.01, 1000.0
 
 REQUEST_TYPES = ("hello", "stylize", "cancel", "shutdown")
-REPLY_TYPES = ("hello", "progress", "result", "error")
+REPLY_TYPES = ("hello", "progress", "heartbeat", "result", "error")
 MESSAGE_TYPES = tuple(dict.fromkeys(REQUEST_TYPES + REPLY_TYPES))
 ERROR_KINDS = ("protocol", "version", "handshake", "config", "bad_request", "cancelled", "internal")
 GROUPS = ("root", "torso", "left_arm", "right_arm", "left_leg", "right_leg")
@@ -66,6 +75,7 @@ class ProtocolError(Exception):
     def __init__(self, message: str, in_sync: bool = False):
         super().__init__(message)
         self.in_sync = in_sync
+        self.request_id = None
 
 
 class Closed(ProtocolError):
@@ -169,13 +179,15 @@ def read_message(
         offset += count * DTYPE.itemsize
         arrays[name] = arr
     # The whole frame is consumed from here on: errors below leave the stream in sync.
-    for name, arr in arrays.items():
-        if arr.size and not np.isfinite(arr).all():
-            raise ProtocolError(f"array {name!r} holds NaN or infinite values", in_sync=True)
     try:
+        for name, arr in arrays.items():
+            if arr.size and not np.isfinite(arr).all():
+                raise ProtocolError(f"array {name!r} holds NaN or infinite values")
         validate_message(header, arrays, types)
     except ProtocolError as e:
         e.in_sync = True
+        if header.get("type") == "stylize" and _id_ok(header.get("id")):
+            e.request_id = header["id"]
         raise
     return header, arrays
 
@@ -236,8 +248,8 @@ def _validate_stylize(header: dict, arrays: dict) -> None:
         if not isinstance(meta, dict) or not isinstance(meta.get("rig"), (dict, str)):
             raise ProtocolError(f"motion {key!r} needs a 'rig' (a rig description object)")
         fps = meta.get("fps")
-        if not _is_number(fps) or not 0 < fps <= 1000:
-            raise ProtocolError(f"motion {key!r} needs 'fps', a number in (0, 1000]")
+        if not _is_number(fps) or not MIN_FPS <= fps <= MAX_FPS:
+            raise ProtocolError(f"motion {key!r} needs 'fps', a number in [{MIN_FPS:g}, {MAX_FPS:g}]")
         rot, tr = arrays.get(f"{key}.rotations"), arrays.get(f"{key}.translations")
         if rot is None or tr is None:
             raise ProtocolError(f"motion {key!r} needs the arrays {key}.rotations and {key}.translations")
@@ -276,6 +288,9 @@ def validate_message(header: dict, arrays: dict, types=MESSAGE_TYPES) -> None:
         _need(header, "id", _id_ok, "a string or an integer")
         total = _need(header, "total", lambda v: _is_int(v) and v >= 1, "an integer >= 1")
         _need(header, "step", lambda v: _is_int(v) and 0 <= v <= total, f"an integer in [0, {total}]")
+    elif kind == "heartbeat":
+        _need(header, "id", _id_ok, "a string or an integer")
+        _need(header, "elapsed", lambda v: _is_number(v) and v >= 0, "a number of seconds >= 0")
     elif kind == "result":
         _need(header, "id", _id_ok, "a string or an integer")
         _need(header, "fps", lambda v: _is_number(v) and v > 0, "a positive number")

@@ -41,6 +41,9 @@ from .stylize.loading import stylizer_by_name
 from .stylize.request import GROUPS, StyleRequest
 
 STAGES = ("prepare", "retarget in", "stylize", "cleanup", "retarget out", "resample out")
+# Frames per piece of the per-frame stages (retargeting, applying the change): progress and cancel
+# between pieces, temporaries bounded by the piece.
+CHUNK_FRAMES = 8192
 
 
 class Cancelled(Exception):
@@ -77,12 +80,15 @@ class RigMotion:
 @dataclass
 class Job:
     """Progress reporting and cancellation for one pipeline run: ``progress(step, total, stage)``
-    is called before each step; ``cancelled()`` is polled between steps."""
+    is called before each stage (step of len(STAGES)) and within a stage that works in pieces
+    (windows, sampler steps, frame chunks) after each piece; ``cancelled()`` is polled at the same
+    points, so a cancel takes effect within one piece at any length."""
 
     progress: Callable[[int, int, str], None] | None = None
     cancelled: Callable[[], bool] | None = None
     step_delay: float = 0.0  # seconds slept at each step (tests of cancel use it)
     _step: int = field(default=0, init=False)
+    _stage: str = field(default="", init=False)
 
     def step(self, stage: str) -> None:
         if self.cancelled is not None and self.cancelled():
@@ -90,10 +96,40 @@ class Job:
         if self.progress is not None:
             self.progress(self._step, len(STAGES), stage)
         self._step += 1
+        self._stage = stage
         if self.step_delay > 0:
             time.sleep(self.step_delay)
             if self.cancelled is not None and self.cancelled():
                 raise Cancelled(f"cancelled during {stage}")
+
+    def part(self, done: int, count: int) -> None:
+        """``done`` of the current stage's ``count`` pieces are finished: cancel is polled, and
+        for 0 < done < count progress is reported in 1/count steps of the stage (step and total
+        multiplied by count, so they stay integers and step / total keeps rising)."""
+        if self.cancelled is not None and self.cancelled():
+            raise Cancelled(f"cancelled during {self._stage}")
+        if self.progress is not None and 0 < done < count:
+            self.progress((self._step - 1) * count + done, len(STAGES) * count, self._stage)
+
+
+def in_chunks(job: Job, frames: int, piece: Callable[[int, int], Motion]) -> Motion:
+    """The motion ``piece(start, stop)`` makes of each CHUNK_FRAMES frames of a take, written into
+    one: a per-frame stage run in pieces, with progress and cancel between them; a take of one
+    piece is that piece."""
+    starts = range(0, frames, CHUNK_FRAMES)
+    out = None
+    for i, start in enumerate(starts):
+        part = piece(start, min(start + CHUNK_FRAMES, frames))
+        if len(starts) == 1:
+            out = part
+        else:
+            if out is None:
+                shape = (frames, part.skeleton.num_joints)
+                out = part.with_arrays(np.empty((*shape, 4)), np.empty((*shape, 3)))
+            out.rotations[start : start + CHUNK_FRAMES] = part.rotations
+            out.positions[start : start + CHUNK_FRAMES] = part.positions
+        job.part(i + 1, len(starts))
+    return out
 
 
 def to_canonical(source: RigMotion) -> Motion:
@@ -144,7 +180,9 @@ class CleanupSettings:
         return cls(bool(enabled), values["contact_height"], values["contact_speed"])
 
 
-def clean_stylized(content: Motion, stylized: Motion, weights: dict[str, float], settings: CleanupSettings) -> Motion:
+def clean_stylized(
+    content: Motion, stylized: Motion, weights: dict[str, float], settings: CleanupSettings, progress=None
+) -> Motion:
     """The "cleanup" stage: the stylized canonical motion with its feet pinned (core.ops.cleanup)
     wherever the canonical content's feet are in contact.
 
@@ -154,6 +192,7 @@ def clean_stylized(content: Motion, stylized: Motion, weights: dict[str, float],
     sliding faster than the speed threshold is "not in contact"). Legs whose group weight is 0
     are left alone (they get the content's rotations back after retargeting anyway), and a
     stylizer that changed the frame count gets contacts detected on its own output instead.
+    ``progress(done, count)`` is called as the cleanup goes (Job.part).
     """
     feet = [foot for foot in ("left", "right") if float(weights.get(f"{foot}_leg", 1.0)) != 0.0]
     if not settings.enabled or not feet:
@@ -163,7 +202,7 @@ def clean_stylized(content: Motion, stylized: Motion, weights: dict[str, float],
     else:
         contacts = None
     cleaned, _ = clean_foot_contacts(
-        stylized, contacts, height_margin=settings.height, speed_threshold=settings.speed, feet=feet
+        stylized, contacts, height_margin=settings.height, speed_threshold=settings.speed, feet=feet, progress=progress
     )
     return cleaned
 
@@ -196,55 +235,147 @@ def stylize_rig_motion(
     for rig in {id(m.rig): m.rig for m in (content, reference, *group_references.values())}.values():
         check_rig(rig)
     content30 = resample(content.motion, FEATURE_FPS)  # also the base the output is retargeted onto
-    content_c = retarget(content30, content.rig, canonical_rig())
+    frames30 = content30.num_frames
+    content_c = in_chunks(job, frames30, lambda a, b: retarget(content30.slice(a, b), content.rig, canonical_rig()))
     reference_c = to_canonical(reference)
     groups_c = {g: to_canonical(m) for g, m in group_references.items()}
     job.step("stylize")
-    out_c = stylizer.stylize(StyleRequest(content_c, reference_c, groups_c, weights, options))
+    out_c = stylizer.stylize(StyleRequest(content_c, reference_c, groups_c, weights, options, progress=job.part))
     job.step("cleanup")
-    out_c = clean_stylized(content_c, out_c, weights, cleanup)
+    out_c = clean_stylized(content_c, out_c, weights, cleanup, job.part)
+    del content_c  # long takes: each stage's input is let go once the next has its output
     job.step("retarget out")
-    out30 = retarget(out_c, canonical_rig(), content.rig, target_base=content30)
+    out30 = in_chunks(
+        job,
+        frames30,
+        lambda a, b: retarget(out_c.slice(a, b), canonical_rig(), content.rig, target_base=content30.slice(a, b)),
+    )
+    del out_c
     job.step("resample out")
     original = content.motion
-    out = place_detached(content.rig, with_change(original, content30, out30))
     keep, keep_pelvis = kept_bones(content.rig, weights)
-    rotations, positions = out.rotations, original.positions.copy()
-    rotations[:, keep] = original.rotations[:, keep]
     translated = [b for b in detached_bones(content.rig) if b not in keep]  # placed by retargeting
     if not keep_pelvis:
         translated.append(content.rig.bone("Hips"))
-    positions[:, translated] = out.positions[:, translated]
-    return out.with_arrays(rotations, positions)
+
+    def finish(start: int, stop: int) -> Motion:
+        piece = original.slice(start, stop)
+        out = place_detached(content.rig, with_change(original, content30, out30, slice(start, stop)))
+        rotations, positions = out.rotations, piece.positions.copy()
+        rotations[:, keep] = piece.rotations[:, keep]
+        positions[:, translated] = out.positions[:, translated]
+        return out.with_arrays(rotations, positions)
+
+    return in_chunks(job, original.num_frames, finish)
 
 
-def with_change(original: Motion, before30: Motion, after30: Motion) -> Motion:
+def with_change(original: Motion, before30: Motion, after30: Motion, frames: slice | None = None) -> Motion:
     """``original`` changed as ``before30`` (it at the feature rate) became ``after30``: per bone
     the local rotation delta after30 * conj(before30) and the translation delta after30 - before30,
     interpolated to the original's frame times (slerp, linear) and applied to the original's own
     arrays. Resampling the 30 fps result instead would flatten all detail between its frames.
-    At the feature rate the change lands on the frames it was taken at: the result is after30."""
+    At the feature rate the change lands on the frames it was taken at: the result is after30.
+    ``frames``: only these of the original's frames (default all), so a long take goes in pieces."""
+    frames = slice(0, original.num_frames) if frames is None else frames
     if before30 is original:
-        return after30.with_arrays(fps=original.fps)
-    rotations = quat_mul(after30.rotations, quat_conj(before30.rotations))
-    change = after30.with_arrays(rotations, after30.positions - before30.positions)
-    change = sample_frames(change, np.arange(original.num_frames) * (FEATURE_FPS / original.fps))
-    return original.with_arrays(quat_mul(change.rotations, original.rotations), original.positions + change.positions)
+        return after30.slice(frames.start, frames.stop).with_arrays(fps=original.fps)
+    times = np.arange(frames.start, frames.stop) * (FEATURE_FPS / original.fps)
+    low = int(np.floor(times[0]))
+    high = min(int(np.floor(times[-1])) + 2, after30.num_frames)  # the feature-rate frames they fall between
+    before, after = before30.slice(low, high), after30.slice(low, high)
+    rotations = quat_mul(after.rotations, quat_conj(before.rotations))
+    change = sample_frames(after.with_arrays(rotations, after.positions - before.positions), times - low)
+    piece = original.slice(frames.start, frames.stop)
+    return piece.with_arrays(quat_mul(change.rotations, piece.rotations), piece.positions + change.positions)
+
+
+# Bounds on what a request may ask for, checked before anything is allocated (check_request).
+MAX_WEIGHT = 10.0  # the add-on's slider stops at 4; far above, a stylizer's arithmetic overflows
+MAX_COORDINATE = 1e7  # |translation| and |rest offset| in the rig's units (100 km in cm)
+MAX_REQUEST_BYTES = 1 << 30  # the estimated working memory of one request (--max-request-mb)
+# Estimated bytes per frame and bone on the user's rig (its arrays at its own rate and at the
+# feature rate, with the retargeting and resampling copies), and per frame of canonical motion the
+# stylizer works on. Measured peaks above the server's idle memory, CPU: statistics, 30,000 frames
+# of 22 bones at 30 fps, 247 MB (this estimate says 324 MB); diffusion (shipped config), 68 to 80
+# KB a frame for 1,000 to 4,000 frames.
+RIG_VALUE_BYTES = 200
+STYLIZER_FRAME_BYTES = {"diffusion": 80_000}
+DEFAULT_FRAME_BYTES = 2_000
+
+
+def _gib(n: float) -> str:
+    return f"{n / (1 << 30):.2f} GiB" if n >= 1 << 28 else f"{n / (1 << 20):.1f} MiB"
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds:.3g} s" if seconds < 120 else f"{seconds / 60:.3g} min" if seconds < 7200 else f"{seconds / 3600:.3g} h"
+
+
+def motion_footprint(frames: int, joints: int, fps: float, stylizer: str = "") -> tuple[float, float]:
+    """(frames at the pipeline's feature rate, estimated working bytes) of one motion of a request,
+    as floats: at an absurd rate they overflow to inf rather than raise."""
+    frames30 = float(np.floor((frames - 1) / fps * FEATURE_FPS + 1e-6)) + 1
+    per_frame = STYLIZER_FRAME_BYTES.get(stylizer, DEFAULT_FRAME_BYTES)
+    return frames30, RIG_VALUE_BYTES * joints * (frames + frames30) + per_frame * frames30
+
+
+def check_request(header: dict, arrays: dict, stylizer: str = "", max_bytes: int = MAX_REQUEST_BYTES) -> None:
+    """Refuse (RequestError) what a validated stylize request (core.protocol) cannot be given
+    sanely, before any work: group weights outside [0, MAX_WEIGHT], coordinates beyond
+    MAX_COORDINATE, and a request whose estimated working memory (each motion resampled to the
+    feature rate; motion_footprint) exceeds ``max_bytes``: a clip of a few frames at 0.001 fps
+    spans days, and at 30 fps that is millions of frames. The message names each motion's figures."""
+    weights = header.get("weights", {})
+    bad = {g: w for g, w in weights.items() if not (isinstance(w, (int, float)) and 0 <= w <= MAX_WEIGHT)}
+    if bad:
+        raise RequestError(f"group weights must be numbers in [0, {MAX_WEIGHT:g}], got {bad}")
+    figures, total = [], 0
+    for key, meta in header["motions"].items():
+        translations = arrays[f"{key}.translations"]
+        if translations.size and np.abs(translations).max() > MAX_COORDINATE:
+            raise RequestError(
+                f"motion {key!r}: translations reach {np.abs(translations).max():.3g}, beyond "
+                f"{MAX_COORDINATE:g} in the rig's units; check the armature's scale"
+            )
+        frames, joints = translations.shape[:2]
+        frames30, need = motion_footprint(frames, joints, meta["fps"], stylizer)
+        total += need
+        figures.append(
+            (need, f"motion {key!r}: {frames} frames of {joints} bones at {meta['fps']:g} fps "
+             f"({_span((frames - 1) / meta['fps'])}), {frames30:.0f} frames at the pipeline's {FEATURE_FPS:g} fps, "
+             f"about {_gib(need)}")
+        )
+    if total > max_bytes:
+        listed = "; ".join(text for _, text in sorted(figures, reverse=True))
+        raise RequestError(
+            f"request too large: it needs about {_gib(total)} of working memory (stylizer {stylizer or '?'}), "
+            f"over the server's {_gib(max_bytes)}: {listed}. Check each motion's fps and length, or "
+            "stylize a long take in parts"
+        )
 
 
 def rig_from_description(description) -> Rig:
-    """A Rig from its description (the Rig.to_json text or the object it encodes)."""
+    """A Rig from its description (the Rig.to_json text or the object it encodes), with finite rest
+    offsets within MAX_COORDINATE and finite rest rotations, so nothing downstream overflows."""
     text = description if isinstance(description, str) else json.dumps(description)
     try:
-        return Rig.from_json(text)
+        rig = Rig.from_json(text)
     except RigError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
         raise RigError(f"bad rig description: {type(e).__name__}: {e}") from None
+    offsets = rig.skeleton.offsets
+    if not np.isfinite(offsets).all() or (offsets.size and np.abs(offsets).max() > MAX_COORDINATE):
+        raise RigError(f"rig {rig.name!r}: rest offsets must be finite and within {MAX_COORDINATE:g}")
+    rest = rig.rest_rotations
+    if rest is not None and not (np.isfinite(rest).all() and (np.linalg.norm(rest, axis=-1) > 1e-6).all()):
+        raise RigError(f"rig {rig.name!r}: rest_rotations must be finite, non-zero quaternions")
+    return rig
 
 
 def motions_from_message(header: dict, arrays: dict) -> tuple[RigMotion, RigMotion, dict[str, RigMotion]]:
-    """(content, reference, group references) of a validated stylize request (core.protocol)."""
+    """(content, reference, group references) of a validated stylize request (core.protocol);
+    check_request first, so that nothing is allocated for a request that would not fit."""
     motions = {}
     for key, meta in header["motions"].items():
         try:

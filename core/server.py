@@ -18,19 +18,24 @@ hello gets the same error; the end of input or a shutdown also exit with 4).
 Session: the client's first message is ``hello`` with its protocol version; the server answers
 ``hello`` (version, device, stylizer name, config path or null, pid) or, on a version mismatch, an
 ``error`` of kind ``version`` naming both versions, and exits with status 3. A ``stylize`` request gets ``progress``
-messages (step, total, stage) and then a ``result`` or an ``error``. ``cancel`` (by id, or the
+messages (step, total, stage) and then a ``result`` or an ``error``; while it runs, a thread sends a
+``heartbeat`` whenever nothing was written for ``--heartbeat`` seconds (default 2), so a client's
+silence timeout tells a hung server from one busy with a long take. ``cancel`` (by id, or the
 running job when no id) stops the job between steps with an error of kind ``cancelled``.
 ``shutdown`` exits with status 0; so does the end of stdin. A malformed frame gets an error of kind
 ``protocol``; when the frame could not be consumed whole (the stream position is lost) the server
-exits with status 2 after answering. Nothing raised while a request runs ends the server: input
-the runtime refuses (core.errors.RequestError: a bad rig description or rig, arrays, groups or
-options) is answered with an error of kind ``bad_request``; anything else is a bug (in the runtime
-or the stylizer) and is answered with kind ``internal``, its traceback and the stylizer's name, and
-logged; either way the server keeps serving.
+exits with status 2 after answering (an in-sync error about a stylize frame carries its id).
+Nothing raised while a request runs ends the server: input the runtime refuses
+(core.errors.RequestError: a bad rig description or rig, arrays, weights outside [0, 10], groups or
+options, or a request whose estimated working memory exceeds ``--max-request-mb``, default 1024:
+core.runtime.check_request, before anything is allocated) is answered with an error of kind
+``bad_request``; anything else is a bug (in the runtime or the stylizer) and is answered with kind
+``internal``, its traceback and the stylizer's name, and logged; so is a result holding NaN or
+infinite values, which is never sent. Either way the server keeps serving.
 
 Exit statuses: 0 shutdown or end of input, 1 bad command line (e.g. ``--device cuda`` without a GPU),
 2 unrecoverable protocol error, 3 version mismatch, 4 the model config (or ``--stylizer``) could not
-be loaded.
+be loaded, 5 a bug escaped the main loop (logged; the process still exits, never aborts).
 """
 
 from __future__ import annotations
@@ -47,8 +52,9 @@ def _protect_stdout():
     return out
 
 
-EXIT_OK, EXIT_USAGE, EXIT_PROTOCOL, EXIT_VERSION, EXIT_CONFIG = 0, 1, 2, 3, 4
-EXIT_STATUSES = (EXIT_OK, EXIT_USAGE, EXIT_PROTOCOL, EXIT_VERSION, EXIT_CONFIG)
+EXIT_OK, EXIT_USAGE, EXIT_PROTOCOL, EXIT_VERSION, EXIT_CONFIG, EXIT_CRASH = 0, 1, 2, 3, 4, 5
+EXIT_STATUSES = (EXIT_OK, EXIT_USAGE, EXIT_PROTOCOL, EXIT_VERSION, EXIT_CONFIG, EXIT_CRASH)
+HEARTBEAT_S = 2.0
 
 
 def choose_device(requested: str = "auto") -> str:
@@ -72,7 +78,9 @@ class Server:
     ``stylizer``: a name in STYLIZERS or a ready stylizer object (core.stylize.loading);
     ``config``: the model config path it came from (reported in the hello reply);
     ``config_error``: the message of a config that could not be loaded: the session then answers
-    every request with an error of kind ``config`` and ends with EXIT_CONFIG at the hello."""
+    every request with an error of kind ``config`` and ends with EXIT_CONFIG at the hello;
+    ``heartbeat``: seconds of silence during a job before a heartbeat is sent;
+    ``max_request_bytes``: the estimated working memory a request may need (check_request)."""
 
     def __init__(
         self,
@@ -83,6 +91,8 @@ class Server:
         log=None,
         config=None,
         config_error: str | None = None,
+        heartbeat: float = HEARTBEAT_S,
+        max_request_bytes: int | None = None,
     ):
         import logging
         import queue
@@ -110,15 +120,30 @@ class Server:
         self.cancel_upto = 0  # every request numbered up to here is cancelled (cancel without id)
         self.greeted = False
         self._threading = threading
+        self.heartbeat = float(heartbeat)
+        self.max_request_bytes = max_request_bytes
+        self.last_write = 0.0  # time.monotonic() of the last frame written
 
     # --- output ---------------------------------------------------------------------------
 
     def send(self, header: dict, arrays=None) -> None:
+        """Write one reply. A reply the protocol refuses (our bug) is replaced by an ``internal``
+        error naming its request, so the client is never left waiting and nothing malformed goes out."""
+        import time
+
         with self.write_lock:
             try:
-                self.p.write_message(self.outstream, header, arrays)
+                try:
+                    self.p.write_message(self.outstream, header, arrays)
+                except self.p.ProtocolError as e:  # raised before a byte is written
+                    self.log.error("refusing to send a malformed %s reply: %s", header.get("type"), e)
+                    if header.get("type") != "error":
+                        message = f"internal error: the server built a malformed {header.get('type')} reply: {e}"
+                        reply = self.p.error_reply("internal", message, "", _reply_id(header))
+                        self.p.write_message(self.outstream, reply)
             except (BrokenPipeError, OSError, ValueError) as e:  # the client is gone
                 self.log.warning("cannot write a %s reply: %s", header.get("type"), e)
+            self.last_write = time.monotonic()
 
     def send_error(self, kind: str, message: str, tb: str = "", request_id=None) -> None:
         self.log.info("error reply (%s): %s", kind, message)
@@ -178,7 +203,7 @@ class Server:
                 self.log.info("%s: exiting", kind)
                 return EXIT_CONFIG if self.config_error is not None else EXIT_OK
             if kind == "protocol_error":
-                self.send_error("protocol", str(header))
+                self.send_error("protocol", str(header), request_id=header.request_id)
                 if not header.in_sync:
                     return EXIT_PROTOCOL
                 continue
@@ -216,9 +241,24 @@ class Server:
                     self.send_error("handshake", f"send hello before {kind}", request_id=_reply_id(header))
                 continue
             if kind == "stylize":
-                self.run_stylize(header, arrays)
+                try:
+                    self.run_stylize(header, arrays)
+                except Exception as e:  # noqa: BLE001  a bug outside the job's own handler: answer, go on
+                    self.log.exception("handling stylize %r failed", header.get("id"))
+                    self.send_error("internal", f"internal error: {type(e).__name__}: {e}", request_id=_reply_id(header))
+
+    def heartbeats(self, rid, stop) -> None:
+        """Until ``stop`` is set: a heartbeat for job ``rid`` whenever nothing was written for
+        ``self.heartbeat`` seconds (runs on its own thread, so a long step cannot hold it up)."""
+        import time
+
+        start = time.monotonic()
+        while not stop.wait(max(self.last_write + self.heartbeat - time.monotonic(), 0.05)):
+            if time.monotonic() - self.last_write >= self.heartbeat:
+                self.send({"type": "heartbeat", "id": rid, "elapsed": round(time.monotonic() - start, 3)})
 
     def run_stylize(self, header: dict, arrays: dict) -> None:
+        import time
         import traceback
 
         from .errors import RequestError
@@ -234,9 +274,14 @@ class Server:
             self.send({"type": "progress", "id": rid, "step": step, "total": total, "stage": stage})
 
         options = dict(header.get("options", {}))
+        stop = self._threading.Event()
+        self.last_write = time.monotonic()  # silence counts from the job's start
+        beat = self._threading.Thread(target=self.heartbeats, args=(rid, stop), name="heartbeat", daemon=True)
+        beat.start()
         try:
             job = Job(progress, cancelled, step_delay=_step_delay(options))
             result = self.stylize(header, arrays, options, job)
+            rotations, translations = _finite_result(result)
         except Cancelled as e:
             self.send_error("cancelled", f"request {rid!r} was cancelled ({e})", request_id=rid)
         except RequestError as e:
@@ -246,20 +291,36 @@ class Server:
             message = f"internal error (stylizer {self.stylizer_name!r}): {type(e).__name__}: {e}"
             self.send_error("internal", message, traceback.format_exc(), rid)
         else:
-            self.send(
-                {"type": "result", "id": rid, "fps": result.fps},
-                {"rotations": result.rotations, "translations": result.positions},
-            )
+            self.send({"type": "result", "id": rid, "fps": result.fps}, {"rotations": rotations, "translations": translations})
         finally:
+            stop.set()
+            beat.join()
             with self.cancel_lock:
                 self.pending.pop(seq, None)
                 self.cancelled_seqs.discard(seq)
 
     def stylize(self, header: dict, arrays: dict, options: dict, job):
-        from .runtime import motions_from_message, stylize_rig_motion
+        from .runtime import MAX_REQUEST_BYTES, check_request, motions_from_message, stylize_rig_motion
 
+        check_request(header, arrays, self.stylizer_name, self.max_request_bytes or MAX_REQUEST_BYTES)
         content, reference, groups = motions_from_message(header, arrays)
         return stylize_rig_motion(content, reference, groups, header.get("weights", {}), options, self.stylizer, job)
+
+
+def _finite_result(result):
+    """The result's arrays as the wire's float32; NaN or infinite values (also float32 overflow)
+    are a bug of the stylizer or the runtime, raised here so that they are never sent."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):  # an overflow is found just below
+        arrays = [np.asarray(a, dtype=np.float32) for a in (result.rotations, result.positions)]
+    if not np.isfinite(result.fps) or result.fps <= 0:
+        raise FloatingPointError(f"the result's fps is {result.fps!r}")
+    for name, a in zip(("rotations", "translations"), arrays):
+        bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
+        if bad:
+            raise FloatingPointError(f"the result's {name} hold {bad} NaN or infinite values (float32)")
+    return arrays
 
 
 def _step_delay(options: dict) -> float:
@@ -310,10 +371,22 @@ def main(argv=None) -> int:
         help="a model config JSON (stylizer name, weights, settings); default: the shipped weights/stylizer.json",
     )
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--heartbeat", type=float, default=HEARTBEAT_S, help="seconds of silence during a job before a heartbeat"
+    )
+    parser.add_argument(
+        "--max-request-mb", type=float, default=None, help="estimated working memory one request may use (default 1024)"
+    )
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse's own status 2 would read as a protocol error
         return EXIT_OK if e.code in (0, None) else EXIT_USAGE
+    if not 0.05 <= args.heartbeat <= 60 or (args.max_request_mb is not None and not args.max_request_mb > 0):
+        print("--heartbeat must be in [0.05, 60] seconds and --max-request-mb positive", file=sys.stderr)
+        return EXIT_USAGE
+    limits = {"heartbeat": args.heartbeat, "max_request_bytes": None}
+    if args.max_request_mb is not None:
+        limits["max_request_bytes"] = int(args.max_request_mb * (1 << 20))
     logging.basicConfig(
         stream=sys.stderr, level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -333,9 +406,11 @@ def main(argv=None) -> int:
     stylizer, problem = load_configured_stylizer(args.stylizer, config, device)
     if problem is not None:
         log.error("cannot load the stylizer: %s (answering the hello with this error, then exiting)", problem)
-        server = Server(sys.stdin.buffer, out, args.stylizer or "unknown", device, log, config, config_error=problem)
+        server = Server(
+            sys.stdin.buffer, out, args.stylizer or "unknown", device, log, config, config_error=problem, **limits
+        )
     else:
-        server = Server(sys.stdin.buffer, out, stylizer, device, log, config)
+        server = Server(sys.stdin.buffer, out, stylizer, device, log, config, **limits)
         log.info(
             "ready in %.2f s: device %s, stylizer %s, config %s, pid %d",
             time.perf_counter() - start,
@@ -353,7 +428,15 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    # os._exit: the reader thread may sit in a blocking read of stdin.
-    code = main()
-    sys.stderr.flush()
-    os._exit(code)
+    # os._exit, whatever happens: the reader thread may sit in a blocking read of stdin, and a normal
+    # interpreter exit would then abort (SIGABRT) on the stdin lock instead of exiting.
+    code = EXIT_CRASH
+    try:
+        code = main()
+    except BaseException:  # noqa: BLE001  logged; the exit status says a bug escaped
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        sys.stderr.flush()
+        os._exit(code)

@@ -18,6 +18,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from core.io.atomic import write_text
 from tests.blender_runner import run_addon_script
 from training.data.paths import REPO_ROOT, bandai_root, data_root
 
@@ -76,8 +77,8 @@ def main(argv=None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for group in measured.get("transforms", {}).values():
         group.pop("world_heads", None)
-    (args.out / "rigs.json").write_text(json.dumps(measured, indent=1))
-    (args.out / "rigs.md").write_text(table(measured))
+    write_text(args.out / "rigs.json", json.dumps(measured, indent=1))
+    write_text(args.out / "rigs.md", table(measured))
     print(table(measured))
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.io.atomic import replacing, write_text
 from core.motion.motion import Motion
 from core.ops.features import motion_to_features
 from core.runtime import CleanupSettings, clean_stylized
@@ -324,10 +325,11 @@ def summary_table(reports: list[dict]) -> str:
 
 def write_report(report: dict, artefacts: dict, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=1))
+    write_text(out_dir / "report.json", json.dumps(report, indent=1))
     s = report["summary"]
     per_style = "\n".join(f"| {k} | {v:.2f} |" for k, v in s["sra_per_style"].items())
-    (out_dir / "report.md").write_text(
+    write_text(
+        out_dir / "report.md",
         f"# {report['stylizer']} on the {report['set']} set ({report['pairs']} pairs)\n\n"
         f"Command: `{report['command']}` ({report['seconds']:.0f} s)\n\n"
         + (f"Model config: `{report['config']}`. " if report.get("config") else "")
@@ -379,7 +381,8 @@ def _plot_sra_bars(per_style: dict, path: Path, title: str) -> None:
     ax.set_title(f"{title}: SRA per target style", fontsize=10)
     ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    with replacing(path) as temp:
+        fig.savefig(temp)
 
 
 def write_summary(reports_dir: Path = REPORTS_DIR) -> Path:
@@ -387,7 +390,7 @@ def write_summary(reports_dir: Path = REPORTS_DIR) -> Path:
     order = {name: i for i, name in enumerate(STYLIZER_NAMES)}
     reports.sort(key=lambda r: (SETS.index(r["set"]), order.get(r["stylizer"], 99)))
     path = reports_dir / "summary.md"
-    path.write_text(summary_table(reports) + "\n")
+    write_text(path, summary_table(reports) + "\n")
     return path
 
 

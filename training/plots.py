@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.io.atomic import replacing
+
 LEFT_COLOR = "#1f63b4"  # blue
 RIGHT_COLOR = "#e8710a"  # orange (blue/orange stays distinct for colour-blind readers)
 CENTRE_COLOR = "#3a3a3a"
@@ -477,7 +479,8 @@ def stick_figure_strip(motions_or_positions, parents=None, path="strip.png", fra
                  fontsize=8, color="#666666", ha="center", va="top")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi, facecolor="white")
+        with replacing(path) as temp:
+            fig.savefig(temp, dpi=dpi, facecolor="white")
     finally:
         fig.clear()
     return path
@@ -582,8 +585,9 @@ def animate_gif(motions_or_positions, parents=None, path="clip.gif", fps: float 
     frames_p = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    frames_p[0].save(path, save_all=True, append_images=frames_p[1:], duration=_frame_durations_ms(count, fps),
-                     loop=0, optimize=False, disposal=1)
+    with replacing(path) as temp:
+        frames_p[0].save(temp, save_all=True, append_images=frames_p[1:], duration=_frame_durations_ms(count, fps),
+                         loop=0, optimize=False, disposal=1)
     return path
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import io
 import json
 import math
 import os
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import tomllib
+
+from core.io.atomic import replacing, write_text
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -174,10 +177,11 @@ def restart_metrics(path: Path, fields: tuple[str, ...], resumed_step: int | Non
     if resumed_step is not None and path.is_file():
         with path.open() as f:
             rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resumed_step]
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows({k: r.get(k, "") for k in fields} for r in rows)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=fields)
+    writer.writeheader()
+    writer.writerows({k: r.get(k, "") for k in fields} for r in rows)
+    write_text(path, text.getvalue())
 
 
 def append_metrics(path: Path, fields: tuple[str, ...], row: dict, digits: int) -> None:
@@ -230,7 +234,8 @@ def plot_metrics(
     schedule.plot(steps, [r["lr"] for r in rows])
     schedule.set(xlabel="step", ylabel="learning rate", title="schedule")
     fig.tight_layout()
-    fig.savefig(out / "losses.png", dpi=100)
+    with replacing(out / "losses.png") as temp:
+        fig.savefig(temp, dpi=100)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(7, 4))
     for name in val_fields:
@@ -241,6 +246,7 @@ def plot_metrics(
     ax.set(xlabel="step", title=val_title)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out / "validation.png", dpi=100)
+    with replacing(out / "validation.png") as temp:
+        fig.savefig(temp, dpi=100)
     plt.close(fig)
     return [out / "losses.png", out / "validation.png"]

@@ -23,6 +23,7 @@ import shutil
 import time
 from pathlib import Path
 
+from core.io.atomic import replacing, write_text
 from training.data.paths import REPO_ROOT
 
 WEIGHTS = REPO_ROOT / "weights"
@@ -108,13 +109,14 @@ def install(out: Path) -> None:
     (WEIGHTS / "encoders").mkdir(parents=True, exist_ok=True)
     (WEIGHTS / "diffusion").mkdir(parents=True, exist_ok=True)
     for suffix in (".safetensors", ".json"):
-        shutil.copyfile(out / "encoders" / f"contrastive{suffix}", WEIGHTS / "encoders" / f"contrastive{suffix}")
-        shutil.copyfile(out / "diffusion" / f"denoiser{suffix}", WEIGHTS / "diffusion" / f"denoiser{suffix}")
+        for part, name in (("encoders", "contrastive"), ("diffusion", "denoiser")):
+            with replacing(WEIGHTS / part / f"{name}{suffix}") as temp:
+                shutil.copyfile(out / part / f"{name}{suffix}", temp)
     meta_path = WEIGHTS / "diffusion" / "denoiser.json"
     meta = json.loads(meta_path.read_text())
     meta["license"] = LICENSE
-    meta_path.write_text(json.dumps(meta, indent=1))
-    (WEIGHTS / "stylizer.json").write_text(json.dumps(MODEL_CONFIG, indent=2) + "\n")
+    write_text(meta_path, json.dumps(meta, indent=1))
+    write_text(WEIGHTS / "stylizer.json", json.dumps(MODEL_CONFIG, indent=2) + "\n")
     REPORTS.mkdir(parents=True, exist_ok=True)
     for src in (
         "ship.log",
@@ -128,7 +130,8 @@ def install(out: Path) -> None:
     ):
         path = out / src
         if path.is_file():
-            shutil.copyfile(path, REPORTS / src.replace("/", "_"))
+            with replacing(REPORTS / src.replace("/", "_")) as temp:
+                shutil.copyfile(path, temp)
     print(f"[ship] installed into {WEIGHTS} and {REPORTS}")
 
 

@@ -45,11 +45,16 @@ class DDIMSampler:
         start: float = 1.0,
         generator: torch.Generator | None = None,
         on_step: Callable[[int, int], None] | None = None,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x_0 from ``x_init``: pure noise when start == 1, else the clean source (noised here to
-        the ``start`` level). ``on_step(i, n)`` runs before each network call (progress, cancel)."""
+        the ``start`` level). ``noise``: that noise (x_init's shape; default drawn from
+        ``generator``), given when windows of one take must share it. ``on_step(i, n)`` runs
+        before each network call (progress, cancel)."""
         ts = self.timesteps(start)
-        noise = torch.randn(x_init.shape, generator=generator, dtype=x_init.dtype).to(x_init.device)
+        if noise is None:
+            noise = torch.randn(x_init.shape, generator=generator, dtype=x_init.dtype)
+        noise = noise.to(x_init.device)
         first = torch.full((x_init.shape[0],), ts[0], dtype=torch.long, device=x_init.device)
         x = noise if start >= 1.0 else self.schedule.add_noise(x_init, noise, first)
         alpha_bar = self.schedule.alpha_bar.to(x.device)

@@ -1,7 +1,12 @@
 """BVH reading and writing (.bvh and .bvh.gz), any channel order, End Sites, any frame time.
 
 Every problem with a file raises BVHError naming the file, the line and the problem, so a user
-who feeds the add-on a broken export learns exactly what to fix.
+who feeds the add-on a broken export learns exactly what to fix. Frame times implying a rate
+outside MIN_FPS..MAX_FPS (fps typed into the frame-time field) are refused the same way.
+
+Encoding: a file is read as UTF-8 (a byte-order mark skipped, CRLF or CR line ends accepted) with
+any other bytes, such as a Latin-1 export's bone names, kept as surrogate escapes; writing encodes
+them back the same way, so bone names round-trip byte for byte whatever the exporter's encoding.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,8 +22,15 @@ import numpy as np
 from ..motion.motion import Motion
 from ..motion.skeleton import POSITION_CHANNELS, ROTATION_CHANNELS, Skeleton
 from ..ops.rotations import axis_quat, quat_mul, quat_to_euler
+from . import atomic
 
 _VALID_CHANNELS = {c.lower(): c for c in POSITION_CHANNELS + ROTATION_CHANNELS}
+# Frame rates a take can have: below 1 fps the frame time was almost surely typed as a rate.
+MIN_FPS, MAX_FPS = 1.0, 1000.0
+ENCODING, ERRORS = "utf-8", "surrogateescape"
+# The most text a file may hold (decompressed): parsing takes several times this in memory, and
+# endless inputs (/dev/zero, a gzip bomb) stop here.
+MAX_BYTES = 256 << 20
 
 
 class BVHError(ValueError):
@@ -51,16 +64,18 @@ def read_bvh(path) -> Motion:
     path = os.fspath(path)
     try:
         opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-            text = f.read()
-    except (OSError, EOFError) as e:
+        with opener(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as e:  # a gzip cut short or corrupted
         raise BVHError(path, None, f"cannot read file: {e}") from e
-    return parse_bvh(text, path)
+    if len(data) > MAX_BYTES:
+        raise BVHError(path, None, f"file holds more than {MAX_BYTES >> 20} MiB of text; cut the take into parts")
+    return parse_bvh(data.decode(ENCODING, ERRORS), path)
 
 
 def parse_bvh(text: str, path: str = "<string>") -> Motion:
     """Parse BVH text; ``path`` is only used in error messages."""
-    lines = _Lines(path, text.splitlines())
+    lines = _Lines(path, text.removeprefix("\ufeff").splitlines())
     lineno, tokens = lines.next("HIERARCHY")
     if tokens[0].upper() != "HIERARCHY":
         raise BVHError(path, lineno, f"expected HIERARCHY, found {tokens[0]!r}")
@@ -185,6 +200,11 @@ def _parse_motion(lines: _Lines, skeleton: Skeleton) -> Motion:
     frame_time = _numbers(path, lineno, [value])[0] if value else 0.0
     if frame_time <= 0:
         raise BVHError(path, lineno, f"frame time must be positive, got {value!r}")
+    if not 1.0 / MAX_FPS <= frame_time <= 1.0 / MIN_FPS:  # compared as times: 1 / 1e-320 overflows
+        raise BVHError(
+            path, lineno, f"Frame Time {value} is seconds per frame, a rate outside {MIN_FPS:g}-{MAX_FPS:g} fps "
+            "(30 fps is Frame Time: 0.0333333)",
+        )
 
     width = sum(len(c) for c in skeleton.channels)
     first = lines.pos
@@ -249,11 +269,31 @@ def _channels_to_motion(skeleton: Skeleton, data: np.ndarray, fps: float) -> Mot
     return Motion(skeleton, rotations, positions, fps)
 
 
+def file_order(skeleton: Skeleton) -> list[int]:
+    """The joints depth-first from the root, the order a BVH file lists them and their channels in
+    (a skeleton's own order need only put parents first)."""
+    roots = [j for j, p in enumerate(skeleton.parents) if p < 0]
+    if len(roots) != 1:
+        raise ValueError(f"BVH needs exactly one root joint; this skeleton has {len(roots)}")
+    children: list[list[int]] = [[] for _ in skeleton.parents]
+    for j, p in enumerate(skeleton.parents):
+        if p >= 0:
+            children[p].append(j)
+    order, stack = [], roots
+    while stack:
+        j = stack.pop()
+        order.append(j)
+        stack.extend(reversed(children[j]))
+    return order
+
+
 def motion_to_channels(motion: Motion) -> np.ndarray:
-    """The (F, channels) table a BVH file stores, rotations in degrees in each joint's order."""
+    """The (F, channels) table a BVH file stores: joints in file_order, rotations in degrees in each
+    joint's order."""
     skeleton = motion.skeleton
     columns = []
-    for j, chans in enumerate(skeleton.channels):
+    for j in file_order(skeleton):
+        chans = skeleton.channels[j]
         order = skeleton.rotation_order(j)
         euler = np.degrees(quat_to_euler(motion.rotations[:, j], order))
         for c in chans:
@@ -270,25 +310,27 @@ def format_bvh(motion: Motion) -> str:
     skeleton = motion.skeleton
     out = io.StringIO()
     out.write("HIERARCHY\n")
-    children = {j: skeleton.children(j) for j in range(skeleton.num_joints)}
+    open_joints: list[int] = []  # the joints whose braces are open, root first
 
-    def write_joint(j: int, depth: int) -> None:
-        pad = "\t" * depth
+    def close() -> None:
+        j = open_joints.pop()
+        pad = "\t" * len(open_joints)
+        if j in skeleton.end_sites:
+            out.write(f"{pad}\tEnd Site\n{pad}\t{{\n{pad}\t\tOFFSET {_fmt(skeleton.end_sites[j])}\n{pad}\t}}\n")
+        out.write(f"{pad}}}\n")
+
+    for j in file_order(skeleton):
+        while open_joints and open_joints[-1] != skeleton.parents[j]:
+            close()
+        pad = "\t" * len(open_joints)
         keyword = "ROOT" if skeleton.parents[j] < 0 else "JOINT"
         out.write(f"{pad}{keyword} {skeleton.names[j]}\n{pad}{{\n")
         out.write(f"{pad}\tOFFSET {_fmt(skeleton.offsets[j])}\n")
         chans = skeleton.channels[j]
         out.write(f"{pad}\tCHANNELS {len(chans)}{''.join(' ' + c for c in chans)}\n")
-        for child in children[j]:
-            write_joint(child, depth + 1)
-        if j in skeleton.end_sites:
-            out.write(f"{pad}\tEnd Site\n{pad}\t{{\n{pad}\t\tOFFSET {_fmt(skeleton.end_sites[j])}\n{pad}\t}}\n")
-        out.write(f"{pad}}}\n")
-
-    roots = [j for j, p in enumerate(skeleton.parents) if p < 0]
-    if len(roots) != 1:
-        raise ValueError(f"BVH needs exactly one root joint; this skeleton has {len(roots)}")
-    write_joint(roots[0], 0)
+        open_joints.append(j)
+    while open_joints:
+        close()
     out.write(f"MOTION\nFrames: {motion.num_frames}\nFrame Time: {1.0 / motion.fps:.10g}\n")
     np.savetxt(out, motion_to_channels(motion), fmt="%.10g", delimiter=" ")
     return out.getvalue()
@@ -299,9 +341,8 @@ def _fmt(values) -> str:
 
 
 def write_bvh(motion: Motion, path) -> None:
-    """Write the motion as .bvh, or gzip-compressed when the path ends in .gz."""
+    """Write the motion as .bvh, or gzip-compressed when the path ends in .gz, atomically (a failed
+    write leaves any file at ``path`` as it was)."""
     path = os.fspath(path)
-    text = format_bvh(motion)
-    opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "wt", encoding="utf-8") as f:
-        f.write(text)
+    data = format_bvh(motion).encode(ENCODING, ERRORS)
+    atomic.write_bytes(path, gzip.compress(data, mtime=0) if path.endswith(".gz") else data)

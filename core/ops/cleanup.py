@@ -29,6 +29,7 @@ Numpy only, deterministic.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,6 +58,7 @@ BLEND_FRAMES = 4  # at 30 fps: about 0.13 s in and out
 MERGE_GAP_FRAMES = 2  # contact gaps this short are label flicker on a planted foot: pinned through
 REACH = 0.999  # a goal farther than this share of the leg's length is pulled back to it
 MAX_TOE_TURN_RAD = np.deg2rad(30.0)
+CHUNK_FRAMES = 8192  # frames of IK between two progress calls: a long take stays cancellable
 
 
 # (upper leg, lower leg, foot, toe) of each foot; CONTACT_JOINTS holds (heel, toe) per foot.
@@ -135,6 +137,7 @@ def pin_goals(positions: np.ndarray, spans: list[tuple[int, int]], blend_frames:
     Inside a span the weight is 1 and the goal the span's mean position; on the ``blend_frames``
     frames either side (outside every span) each span contributes a raised-cosine weight and the
     goal is the weighted mix of the pins. Frames of weight 0 have the joint's own position as goal.
+    Each span touches only its own frames and their blends, so the cost is linear in the length.
     """
     frames = positions.shape[0]
     inside = np.zeros(frames, dtype=bool)
@@ -142,16 +145,17 @@ def pin_goals(positions: np.ndarray, spans: list[tuple[int, int]], blend_frames:
         inside[start:stop] = True
     total = np.zeros(frames)
     weighted = np.zeros((frames, 3))
-    t = np.arange(frames)
     for start, stop in spans:
+        near = slice(max(start - blend_frames, 0), min(stop + blend_frames, frames))
+        t = np.arange(near.start, near.stop)
         pin = positions[start:stop].mean(axis=0)
         distance = np.maximum(start - t, t - (stop - 1))  # 0 inside, k frames outside
         w = np.where(distance <= 0, 1.0, 0.0)
         if blend_frames > 0:
             ramp = 0.5 * (1.0 + np.cos(np.pi * distance / (blend_frames + 1)))
-            w = np.where((distance > 0) & (distance <= blend_frames) & ~inside, ramp, w)
-        total += w
-        weighted += w[:, None] * pin
+            w = np.where((distance > 0) & (distance <= blend_frames) & ~inside[near], ramp, w)
+        total[near] += w
+        weighted[near] += w[:, None] * pin
     goal = positions.copy()
     active = total > 0
     goal[active] = weighted[active] / total[active, None]
@@ -254,6 +258,48 @@ def _contact_skate(positions: np.ndarray, labels: np.ndarray) -> float:
     return float(step[down].mean()) if down.any() else 0.0
 
 
+def _pin_leg(motion, world_rot, world_pos, rotations, f, foot, goals, bend) -> int:
+    """Write into ``rotations`` the leg rotations of ``foot`` on frames ``f`` that reach its pins
+    (``goals``: heel weight (n, 1), heel goal (n, 3), toe weight, toe goal, on those frames) with
+    the knee bent towards ``bend``; the number of those frames whose pin was out of reach."""
+    skeleton = motion.skeleton
+    upper, lower, ankle_j, toe_j = (skeleton.index(n) for n in LEGS[foot])
+    hips = skeleton.parents[upper]
+    wh, heel_goal, wt, toe_goal = goals
+    a, o = world_pos[f, ankle_j], world_pos[f, toe_j]
+    # The ankle follows its own pin; where the heel is free it carries the toe's correction,
+    # so a toe-only contact (toe-off) moves the foot rigidly.
+    # Both pins are pulled within reach first: the goal is then a convex mix of reachable
+    # points (reach is a ball about the hip), so a leg dragged straight by a pin it cannot
+    # hold bends back smoothly over the blend instead of snapping when the weight falls.
+    hip_p, knee_p = world_pos[f, upper], world_pos[f, lower]
+    length = np.linalg.norm(knee_p - hip_p, axis=-1) + np.linalg.norm(a - knee_p, axis=-1)
+    heel_pin, heel_far = _within_reach(hip_p, heel_goal, REACH * length)
+    toe_pin, toe_far = _within_reach(hip_p, a + (toe_goal - o), REACH * length)
+    ankle_goal = a + wh * (heel_pin - a) + (1.0 - wh) * wt * (toe_pin - a)
+    pole = quat_rotate(world_rot[f, upper], np.broadcast_to(bend, a.shape)) if bend.any() else None
+    new_knee, reached, clamped = two_bone_ik(hip_p, knee_p, a, ankle_goal, o - a, pole=pole)
+    q1 = quat_between(knee_p - hip_p, new_knee - hip_p)
+    upper_world = quat_normalize(quat_mul(q1, world_rot[f, upper]))
+    shin = quat_rotate(q1, a - knee_p)
+    q2 = quat_between(shin, reached - new_knee)
+    lower_world = quat_normalize(quat_mul(q2, quat_mul(q1, world_rot[f, lower])))
+    # The toe: carried rigidly by the ankle's move, then turned towards its own pin.
+    toe_carried = o + (reached - a)
+    toe_target = toe_carried + wt * (toe_goal - toe_carried)
+    q3 = quat_between(o - a, toe_target - reached)
+    q3 = _cap_angle(q3, MAX_TOE_TURN_RAD)
+    foot_world = quat_normalize(quat_mul(q3, world_rot[f, ankle_j]))
+    new_local = {
+        upper: quat_mul(quat_conj(world_rot[f, hips]), upper_world),
+        lower: quat_mul(quat_conj(upper_world), lower_world),
+        ankle_j: quat_mul(quat_conj(lower_world), foot_world),
+    }
+    for j, q in new_local.items():
+        rotations[f, j] = _same_hemisphere(quat_normalize(q), motion.rotations[f, j])
+    return int((clamped | (heel_far & (wh[:, 0] > 0)) | (toe_far & (wt[:, 0] > 0))).sum())
+
+
 def clean_foot_contacts(
     motion: Motion,
     contacts=None,
@@ -261,6 +307,7 @@ def clean_foot_contacts(
     speed_threshold: float = CONTACT_SPEED_CM_PER_S,
     blend_frames: int = BLEND_FRAMES,
     feet=("left", "right"),
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Motion, CleanupReport]:
     """The motion with its feet pinned during contact (see the module doc) and a report.
 
@@ -270,6 +317,8 @@ def clean_foot_contacts(
     with ``height_margin`` (cm above each joint's floor) and ``speed_threshold`` (cm/s).
     blend_frames: frames of raised-cosine blend either side of each contact span (0: none).
     feet: which legs to clean ("left", "right"); the others are left exactly as they are.
+    progress: called as ``progress(done, count)`` after each CHUNK_FRAMES frames of each leg's
+    IK (a long take's cleanup reports and can be cancelled as it goes; it may raise).
     """
     if not (np.isfinite(height_margin) and height_margin > 0):
         raise ValueError(f"contact height margin must be a positive number of cm, got {height_margin}")
@@ -297,9 +346,9 @@ def clean_foot_contacts(
     contact_idx = [skeleton.index(n) for n in CONTACT_JOINTS]
     floor = np.percentile(world_pos[:, contact_idx, UP_AXIS], FLOOR_PERCENTILE, axis=0)
 
+    chunks, done = range(0, frames, CHUNK_FRAMES), 0
     for foot in feet:
         upper, lower, ankle_j, toe_j = (skeleton.index(n) for n in LEGS[foot])
-        hips = skeleton.parents[upper]
         heel_col, toe_col = _CONTACT_COLUMNS[foot]
         heel_spans = contact_spans(labels[:, heel_col])
         toe_spans = contact_spans(labels[:, toe_col])
@@ -308,60 +357,38 @@ def clean_foot_contacts(
             pinned[start:stop] = True
         report.contact_frames[foot] = int(pinned.sum())
         report.clamped_frames[foot] = 0
-        a, o = world_pos[:, ankle_j], world_pos[:, toe_j]
-        w_heel, heel_goal = pin_goals(a, heel_spans, int(blend_frames))
-        w_toe, toe_goal = pin_goals(o, toe_spans, int(blend_frames))
+        w_heel, heel_goal = pin_goals(world_pos[:, ankle_j], heel_spans, int(blend_frames))
+        w_toe, toe_goal = pin_goals(world_pos[:, toe_j], toe_spans, int(blend_frames))
         active = (w_heel > 0) | (w_toe > 0)
-        if not active.any():
-            continue
-        f = np.flatnonzero(active)
-        a, o = a[f], o[f]
-        wh, wt = w_heel[f, None], w_toe[f, None]
-        # The ankle follows its own pin; where the heel is free it carries the toe's correction,
-        # so a toe-only contact (toe-off) moves the foot rigidly.
-        # Both pins are pulled within reach first: the goal is then a convex mix of reachable
-        # points (reach is a ball about the hip), so a leg dragged straight by a pin it cannot
-        # hold bends back smoothly over the blend instead of snapping when the weight falls.
-        hip_p, knee_p = world_pos[f, upper], world_pos[f, lower]
-        length = np.linalg.norm(knee_p - hip_p, axis=-1) + np.linalg.norm(a - knee_p, axis=-1)
-        heel_pin, heel_far = _within_reach(hip_p, heel_goal[f], REACH * length)
-        toe_pin, toe_far = _within_reach(hip_p, a + (toe_goal[f] - o), REACH * length)
-        ankle_goal = a + wh * (heel_pin - a) + (1.0 - wh) * wt * (toe_pin - a)
         # The knee's plane: the knee's own bend direction, fixed in the thigh (a hinge) and turned
         # with the original thigh. The original knee's offset from the hip-ankle line gives the
         # same plane on a bent knee but turns to noise (and flips) as the original leg straightens.
-        bend = _knee_bend_direction(world_rot[:, upper], world_pos, upper, lower, ankle_j)
-        pole = quat_rotate(world_rot[f, upper], np.broadcast_to(bend, a.shape)) if bend.any() else None
-        new_knee, reached, clamped = two_bone_ik(hip_p, knee_p, a, ankle_goal, o - a, pole=pole)
-        report.clamped_frames[foot] = int((clamped | (heel_far & (wh[:, 0] > 0)) | (toe_far & (wt[:, 0] > 0))).sum())
-        q1 = quat_between(knee_p - hip_p, new_knee - hip_p)
-        upper_world = quat_normalize(quat_mul(q1, world_rot[f, upper]))
-        shin = quat_rotate(q1, a - knee_p)
-        q2 = quat_between(shin, reached - new_knee)
-        lower_world = quat_normalize(quat_mul(q2, quat_mul(q1, world_rot[f, lower])))
-        # The toe: carried rigidly by the ankle's move, then turned towards its own pin.
-        toe_carried = o + (reached - a)
-        toe_target = toe_carried + wt * (toe_goal[f] - toe_carried)
-        q3 = quat_between(o - a, toe_target - reached)
-        q3 = _cap_angle(q3, MAX_TOE_TURN_RAD)
-        foot_world = quat_normalize(quat_mul(q3, world_rot[f, ankle_j]))
-        new_local = {
-            upper: quat_mul(quat_conj(world_rot[f, hips]), upper_world),
-            lower: quat_mul(quat_conj(upper_world), lower_world),
-            ankle_j: quat_mul(quat_conj(lower_world), foot_world),
-        }
-        for j, q in new_local.items():
-            rotations[f, j] = _same_hemisphere(quat_normalize(q), motion.rotations[f, j])
+        bend = _knee_bend_direction(world_rot[:, upper], world_pos, upper, lower, ankle_j) if active.any() else None
+        for start in chunks:
+            f = start + np.flatnonzero(active[start : start + CHUNK_FRAMES])
+            if len(f):
+                goals = (w_heel[f, None], heel_goal[f], w_toe[f, None], toe_goal[f])
+                report.clamped_frames[foot] += _pin_leg(motion, world_rot, world_pos, rotations, f, foot, goals, bend)
+            done += 1
+            if progress is not None:
+                progress(done, len(chunks) * len(feet))
 
     out = motion.with_arrays(rotations, motion.positions.copy())
+    del world_rot
     _, out_pos = out.world()
     changed = np.zeros(rotations.shape[1], dtype=bool)
     for foot in feet:
         changed[[skeleton.index(n) for n in LEGS[foot][:3]]] = True
     report.max_non_leg_change = float(
         max(
-            np.abs(rotations[:, ~changed] - motion.rotations[:, ~changed]).max(initial=0.0),
-            np.abs(out.positions - motion.positions).max(initial=0.0),
+            (
+                max(
+                    np.abs(rotations[s][:, ~changed] - motion.rotations[s][:, ~changed]).max(initial=0.0),
+                    np.abs(out.positions[s] - motion.positions[s]).max(initial=0.0),
+                )
+                for s in (slice(a, a + CHUNK_FRAMES) for a in chunks)
+            ),
+            default=0.0,
         )
     )
     for foot in LEGS:

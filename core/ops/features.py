@@ -45,6 +45,9 @@ HEADING_VELOCITY = slice(3, 4)
 ROTATIONS = slice(4, 4 + 6 * NUM_BODY_JOINTS)
 CONTACTS = slice(ROTATIONS.stop, ROTATIONS.stop + len(CONTACT_JOINTS))
 FEATURE_DIM = CONTACTS.stop
+# Frames whose rotations are converted at once: a long take's temporaries (3x3 matrices and their
+# intermediates, several KB a frame) stay bounded; the conversion is per frame, so nothing changes.
+ROTATION_CHUNK = 8192
 
 def _check_canonical(motion: Motion) -> None:
     if motion.skeleton.names != JOINT_NAMES:
@@ -103,12 +106,13 @@ def motion_to_features(motion: Motion) -> tuple[np.ndarray, np.ndarray]:
     rotations[:, 0] = quat_mul(unturn, pelvis_rot)
 
     contacts = foot_contacts(world_pos, [skeleton.index(n) for n in CONTACT_JOINTS], motion.fps)
+    sixd = np.empty((motion.num_frames, 6 * NUM_BODY_JOINTS))
     features = np.concatenate(
         [
             pelvis_pos[:, 1:2],
             local_step[:, [0, 2]],
             wrap_angle(_forward_difference(yaw))[:, None],
-            quat_to_sixd(rotations).reshape(motion.num_frames, -1),
+            _in_chunks(lambda a, b: quat_to_sixd(rotations[a:b]).reshape(b - a, -1), sixd),
             contacts.astype(np.float64),
         ],
         axis=1,
@@ -117,11 +121,24 @@ def motion_to_features(motion: Motion) -> tuple[np.ndarray, np.ndarray]:
     return features, start
 
 
+def _in_chunks(convert, out: np.ndarray) -> np.ndarray:
+    """``out`` (frames first) filled with ``convert(start, stop)`` ROTATION_CHUNK frames at a time."""
+    for a in range(0, out.shape[0], ROTATION_CHUNK):
+        out[a : a + ROTATION_CHUNK] = convert(a, min(a + ROTATION_CHUNK, out.shape[0]))
+    return out
+
+
 def decode_pose(features, start=None):
     """Local body-joint rotations (..., F, 21, 4) and the pelvis world position (..., F, 3).
 
     Works on numpy arrays and torch tensors (differentiable) with any leading batch shape.
     """
+    turn, pelvis_pos = decode_path(features, start)
+    return decode_rotations(features, turn), pelvis_pos
+
+
+def decode_path(features, start=None):
+    """(heading rotation (..., F, 4), pelvis world position (..., F, 3)): the velocities integrated."""
     xp = namespace(features)
     if start is None:
         start = xp.zeros_like(features[..., 0, :3])
@@ -135,12 +152,16 @@ def decode_pose(features, start=None):
     origin = xp.stack([start[..., 0], xp.zeros_like(start[..., 0]), start[..., 1]], -1)[..., None, :]
     planar = origin + xp.cat([xp.zeros_like(step[..., :1, :]), xp.cumsum(step, -2)], -2)
     pelvis_pos = xp.cat([planar[..., :1], features[..., HEIGHT], planar[..., 2:]], -1)
+    return turn, pelvis_pos
 
+
+def decode_rotations(features, turn):
+    """Local body-joint rotations (..., F, 21, 4) of features whose heading rotation is ``turn``."""
+    xp = namespace(features)
     shape = features.shape[:-1] + (NUM_BODY_JOINTS, 6)
     rotations = sixd_to_quat(features[..., ROTATIONS].reshape(shape))
     pelvis_rot = quat_mul(turn, rotations[..., 0, :])
-    rotations = xp.cat([pelvis_rot[..., None, :], rotations[..., 1:, :]], -2)
-    return rotations, pelvis_pos
+    return xp.cat([pelvis_rot[..., None, :], rotations[..., 1:, :]], -2)
 
 
 def features_to_motion(features: np.ndarray, start=None, skeleton: Skeleton | None = None) -> Motion:
@@ -152,12 +173,13 @@ def features_to_motion(features: np.ndarray, start=None, skeleton: Skeleton | No
     features = np.asarray(features, dtype=np.float64)
     if features.ndim != 2 or features.shape[1] != FEATURE_DIM:
         raise ValueError(f"features must be (frames, {FEATURE_DIM}); got {features.shape}")
-    body_rot, pelvis_pos = decode_pose(features, None if start is None else np.asarray(start, dtype=np.float64))
+    turn, pelvis_pos = decode_path(features, None if start is None else np.asarray(start, dtype=np.float64))
     motion = Motion.rest(skeleton, features.shape[0], FEATURE_FPS)
     rotations = motion.rotations
     positions = motion.positions
     body = [skeleton.index(n) for n in BODY_JOINTS]
-    rotations[:, body] = body_rot
+    decoded = np.empty((len(features), len(body), 4))
+    rotations[:, body] = _in_chunks(lambda a, b: decode_rotations(features[a:b], turn[a:b]), decoded)
     positions[:, skeleton.index(PLACEMENT_ROOT)] = 0.0
     positions[:, skeleton.index(PELVIS)] = pelvis_pos
     return motion

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..motion.motion import Motion
 from ..motion.skeleton import Skeleton
 from .presets import detect_preset, preset_bones, preset_rig, strip_namespace
-from .rig import BODY_JOINTS, REQUIRED_JOINTS, Rig, RigError
+from .rig import BODY_JOINTS, REQUIRED_JOINTS, Rig, RigError, up_vector
 
 _TOKEN = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _SIDES = {"l": "L", "left": "L", "r": "R", "right": "R"}
@@ -529,6 +530,37 @@ def match_bones(skeleton: Skeleton) -> tuple[dict[str, str], list[str]]:
     unmatched bones."""
     result = _match(skeleton)
     return result.mapping, result.unmatched
+
+
+def sides_swapped(rig: Rig, motion: Motion | None = None) -> bool | None:
+    """Whether the bones mapped to the left joints stand on the character's right (a rig exported
+    with its left/right labels swapped): the hips and shoulders across the body, left being up x
+    forward and forward the way the feet point to the toes, in most of the motion's frames (the rest
+    pose without one). None when no toes are mapped, so nothing shows which way the body faces."""
+    if not all(f"{j}_{s}" in rig.mapping for j in ("Foot", "Toes") for s in "LR"):
+        return None
+    pos = rig.rest_world()[1][None] if motion is None else motion.world()[1]
+    up = up_vector(rig.up_axis)
+    forward = sum(pos[:, rig.bone(f"Toes_{s}")] - pos[:, rig.bone(f"Foot_{s}")] for s in "LR")
+    left = np.cross(up, forward - (forward @ up)[:, None] * up)
+    arm = "Shoulder" if "Shoulder_L" in rig.mapping and "Shoulder_R" in rig.mapping else "UpperArm"
+    cosines = []
+    for joint in ("UpperLeg", arm):
+        across = pos[:, rig.bone(f"{joint}_L")] - pos[:, rig.bone(f"{joint}_R")]
+        norms = np.linalg.norm(across, axis=1) * np.linalg.norm(left, axis=1)
+        cosines.append(np.einsum("fi,fi->f", across, left) / np.maximum(norms, 1e-12))
+    return bool(np.median(np.mean(cosines, axis=0)) < -0.5)
+
+
+def check_sides(rig: Rig, motion: Motion | None = None) -> None:
+    """Raise RigError when the rig's left and right bones are swapped (sides_swapped): retargeting it
+    would play each side's motion on the other side, mirrored through the body."""
+    if sides_swapped(rig, motion):
+        raise RigError(
+            f"rig {rig.name!r}: the bones named left ({rig.mapping['UpperLeg_L']!r}, ...) are on the character's "
+            "right and those named right on its left; swap the left/right bone names (or map the sides by "
+            "hand in the add-on: Motion Style tab > Bone Mapping)"
+        )
 
 
 def rig_for_skeleton(skeleton: Skeleton, up_axis: str = "Y", name: str = "") -> Rig:

@@ -32,6 +32,7 @@ from ..errors import RequestError
 from ..motion.canonical import BODY_GROUPS, JOINT_NAMES, PELVIS, PLACEMENT_ROOT
 from ..motion.motion import Motion
 from ..ops.features import heading_angles, pelvis_left_axis, wrap_angle
+from ..ops.kinematics import forward_kinematics
 from ..ops.resample import time_stretch
 from ..ops.rotations import (
     axis_angle_to_quat,
@@ -67,7 +68,12 @@ class _Parts:
 
     @classmethod
     def of(cls, motion: Motion) -> _Parts:
-        world_rot, world_pos = motion.world()
+        # forward kinematics down to the pelvis only (joints come after their parents): a long
+        # take's other world arrays are never needed here
+        upto = _PELVIS + 1
+        world_rot, world_pos = forward_kinematics(
+            motion.skeleton.parents[:upto], motion.rotations[:, :upto], motion.positions[:, :upto]
+        )
         pelvis_rot = world_rot[:, _PELVIS]
         heading = heading_angles(pelvis_rot, pelvis_left_axis(motion.skeleton))
         upright = quat_mul(yaw_quat(-heading), pelvis_rot)

@@ -28,6 +28,12 @@ After sampling:
 - groups of weight 0 get the content's arrays back bit for bit (as in every stylizer).
 Foot contacts are pinned afterwards by the pipeline's cleanup stage (core.runtime).
 
+Long takes are sampled in overlapping windows of SAMPLE_WINDOW frames (content codes from each
+window's own features, the noise one draw over the whole take, so overlaps agree), each window's
+result weighted by a raised cosine over its overlaps and the weights normalised: time is linear in
+length, the network's working memory bounded, and ``request.progress`` is called before every
+network call. A take of at most SAMPLE_WINDOW frames is one window, sampled as a whole.
+
 Deterministic for a given ``seed`` option.
 """
 
@@ -50,6 +56,12 @@ from .request import GROUPS, StyleRequest
 
 STYLE_WINDOW = 60  # frames per style window: the length the encoders were trained on
 STYLE_STRIDE = 30
+STYLE_MAX_WINDOWS = 256  # a longer clip's style is the mean over this many windows spread evenly
+STYLE_BATCH = 32  # windows through the encoders at once (their activations: about 1 MB a window)
+# Sampling windows: the denoiser sees 8 blocks of two dilated kernel-5 convolutions (about 120
+# frames either side), so the overlap leaves each seam's blend well inside both windows' context.
+SAMPLE_WINDOW = 2048
+SAMPLE_OVERLAP = 256
 
 
 def _check_unit(name: str, value, low: float, high: float, integer: bool = False):
@@ -65,11 +77,15 @@ def _check_unit(name: str, value, low: float, high: float, integer: bool = False
 
 def clip_style_codes(encoders, features: np.ndarray) -> dict[str, np.ndarray]:
     """Global (Ds,) and group (6, Dg) style codes of a whole clip: the mean over its 2 s windows
-    (the length E_s was trained on). Training conditions on exactly these."""
+    (the length E_s was trained on). Training conditions on exactly these. Past
+    STYLE_MAX_WINDOWS windows (about 2 minutes) an even spread of that many stands in for them
+    all, so a long take's style costs what a 2 minute clip's does."""
     frames = len(features)
-    starts = range(0, frames - STYLE_WINDOW + 1, STYLE_STRIDE) if frames >= STYLE_WINDOW else [0]
+    starts = np.arange(0, frames - STYLE_WINDOW + 1, STYLE_STRIDE) if frames >= STYLE_WINDOW else np.zeros(1, int)
+    if len(starts) > STYLE_MAX_WINDOWS:
+        starts = starts[np.linspace(0, len(starts) - 1, STYLE_MAX_WINDOWS).round().astype(int)]
     windows = np.stack([features[s : s + STYLE_WINDOW] for s in starts])
-    codes = encoders.encode(windows)
+    codes = encoders.encode(windows, batch_size=STYLE_BATCH)
     return {k: codes[k].mean(0) for k in ("style", "groups")}
 
 
@@ -162,15 +178,26 @@ class DiffusionStylizer:
         styled = [g for g in GROUPS if request.weight(g) > 0]
         if not styled:
             return content
+        sampler = DDIMSampler(self.schedule, settings["steps"])
+        windows = sample_windows(content.num_frames)
+        steps = len(sampler.timesteps(settings["start"]))
+
+        def report(done: int) -> None:  # before each network call, and between the whole-take steps
+            if request.progress is not None:
+                request.progress(done, len(windows) * steps)
+
         features, start = motion_to_features(content)
-        content_code = torch.from_numpy(self.encoders.encode(features[None])["content"]).to(self.device)
+        report(0)
 
         # pass 0: the content's own style; then one pass per distinct reference
         references: list[Motion] = []
         for g in styled:
             if not any(request.reference_for(g) is r for r in references):
                 references.append(request.reference_for(g))
-        codes = [self.style_codes(features)] + [self.style_codes(motion_to_features(r)[0]) for r in references]
+        codes = []
+        for reference in [None, *references]:
+            codes.append(self.style_codes(features if reference is None else motion_to_features(reference)[0]))
+            report(0)
         style = torch.cat([c["style"] for c in codes])
         groups = torch.cat([c["groups"] for c in codes])
         passes = len(codes)
@@ -180,35 +207,67 @@ class DiffusionStylizer:
                 r = 1 + next(i for i, m in enumerate(references) if m is request.reference_for(name))
                 mix[r] += request.weight(name) * settings["guidance"] * self.masks[g]
 
-        source = self._normalise(features)[None]
-        change = {}
+        def sample_window(window: slice, noise: torch.Tensor, on_step) -> torch.Tensor:
+            part = features[window]
+            content_code = torch.from_numpy(self.encoders.encode(part[None])["content"]).to(self.device)
+            change = {}
 
-        def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            x0 = self.denoiser(
-                x_t.expand(passes, -1, -1), t.expand(passes), content_code.expand(passes, -1, -1), style, groups
-            )
-            change["style"] = (mix[:, None, :] * (x0 - x0[:1])).sum(0, keepdim=True)
-            return x0[:1] + change["style"]
+            def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+                x0 = self.denoiser(
+                    x_t.expand(passes, -1, -1), t.expand(passes), content_code.expand(passes, -1, -1), style, groups
+                )
+                change["style"] = (mix[:, None, :] * (x0 - x0[:1])).sum(0, keepdim=True)
+                return x0[:1] + change["style"]
 
-        sampler = DDIMSampler(self.schedule, settings["steps"])
+            source = self._normalise(part)[None]
+            x0 = sampler.sample(denoise, source, settings["start"], on_step=on_step, noise=noise[:, window])
+            return source + change["style"] if settings["residual"] else x0
+
         generator = torch.Generator().manual_seed(settings["seed"])
-        x0 = sampler.sample(denoise, source, settings["start"], generator)
-        if settings["residual"]:
-            x0 = source + change["style"]
-        out = (x0[0] * self.std + self.mean).double().cpu().numpy()
+        noise = torch.randn((1, *features.shape), generator=generator, dtype=torch.float32)
+        out = np.zeros(features.shape)
+        total = np.zeros(len(features))
+        for w, (window, weight) in enumerate(windows):
+            x0 = sample_window(window, noise, lambda i, _, done=w * steps: report(done + i))
+            out[window] += weight[:, None] * (x0[0] * self.std + self.mean).double().cpu().numpy()
+            total[window] += weight
+        report(len(windows) * steps)
+        out /= total[:, None]
         out[:, CONTACTS] = np.clip(out[:, CONTACTS], 0.0, 1.0)
         if settings["smooth"] > 0:
             motion = slice(0, CONTACTS.start)
             out[:, motion] = gaussian_filter1d(out[:, motion], settings["smooth"], axis=0, mode="nearest")
         if settings["keep_path"]:
-            out = _keep_path(out, features)
-        return take_groups(content, features_to_motion(out, start, content.skeleton), styled)
+            _keep_path(out, features)
+        del features, noise
+        decoded = features_to_motion(out, start, content.skeleton)
+        del out
+        report(len(windows) * steps)
+        return take_groups(content, decoded, styled)
 
 
-def _keep_path(out: np.ndarray, source: np.ndarray) -> np.ndarray:
-    """``out`` with the source's turning and path direction, its planar speed scaled by one factor
-    (the sampled mean speed over the source's)."""
-    out = out.copy()
+def sample_windows(frames: int) -> list[tuple[slice, np.ndarray]]:
+    """(frames, blend weight) of each sampling window of a take: SAMPLE_WINDOW frames apart by
+    less SAMPLE_OVERLAP (the last one ending on the take's last frame), each weighted by a raised
+    cosine over its overlaps with its neighbours (1 elsewhere, never 0): one window of weight 1
+    when the take fits one."""
+    if frames <= SAMPLE_WINDOW:
+        return [(slice(0, frames), np.ones(frames))]
+    hop = SAMPLE_WINDOW - SAMPLE_OVERLAP
+    starts = list(range(0, frames - SAMPLE_WINDOW, hop)) + [frames - SAMPLE_WINDOW]
+    t = np.arange(SAMPLE_WINDOW) + 0.5
+    windows = []
+    for k, start in enumerate(starts):
+        left = t / SAMPLE_OVERLAP if k > 0 else np.inf
+        right = (SAMPLE_WINDOW - t) / SAMPLE_OVERLAP if k + 1 < len(starts) else np.inf
+        ramp = np.clip(np.minimum(left, right), 0.0, 1.0)
+        windows.append((slice(start, start + SAMPLE_WINDOW), 0.5 - 0.5 * np.cos(np.pi * ramp)))
+    return windows
+
+
+def _keep_path(out: np.ndarray, source: np.ndarray) -> None:
+    """Give ``out`` (in place: a long take's features are not copied) the source's turning and
+    path direction, its planar speed scaled by one factor (the sampled mean speed over the source's)."""
     speed_out = np.linalg.norm(out[:, PLANAR_VELOCITY], axis=-1).mean()
     speed_src = np.linalg.norm(source[:, PLANAR_VELOCITY], axis=-1).mean()
     # floored and capped as the statistics stylizer's ratios: a source that barely moves (a wave in
@@ -216,4 +275,3 @@ def _keep_path(out: np.ndarray, source: np.ndarray) -> np.ndarray:
     scale = float(_ratio(speed_out, speed_src, StatisticsStylizer.SPEED_FLOOR_CM, StatisticsStylizer.MAX_RATIO))
     out[:, PLANAR_VELOCITY] = source[:, PLANAR_VELOCITY] * scale
     out[:, HEADING_VELOCITY] = source[:, HEADING_VELOCITY]
-    return out

@@ -6,6 +6,7 @@ The server, the command line and the evaluation harness all build a StyleRequest
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,13 +23,17 @@ class StyleRequest:
     """content: the motion to restyle; reference: the style reference for every group without one
     of its own in group_references; weights: style strength per body group (0 = the content's own
     motion exactly, 1 = full style, above 1 exaggerates; a group left out has weight 1); options:
-    method-specific settings (seed, sampler steps, cleanup...). All motions are canonical, 30 fps."""
+    method-specific settings (seed, sampler steps, cleanup...); progress: called as
+    ``progress(done, count)`` by a stylizer that works in pieces (windows, sampler steps) before
+    each one, so a caller can report progress and cancel (it raises) within a long take. All
+    motions are canonical, 30 fps."""
 
     content: Motion
     reference: Motion
     group_references: dict[str, Motion] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=dict)
     options: dict = field(default_factory=dict)
+    progress: Callable[[int, int], None] | None = field(default=None, compare=False)
 
     def __post_init__(self):
         for name, motion in (("content", self.content), ("reference", self.reference), *self.group_references.items()):

@@ -22,6 +22,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from core.io.atomic import write_text
 from training.contrastive.evaluate import (
     PROBES,
     encoder_config,
@@ -159,7 +160,7 @@ def main(argv=None) -> int:
         + "\n".join(f"- {r['variant']}: `{r['encoders']}`" for r in rows)
         + "\n"
     )
-    args.out.write_text(text)
+    write_text(args.out, text)
     print(f"wrote {args.out}")
     return 0
 

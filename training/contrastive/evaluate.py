@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.io.atomic import replacing, write_text
 from training.data.cache import FeatureCache, load_cache
 from training.data.paths import REPO_ROOT
 from training.data.split import load_split
@@ -626,7 +627,8 @@ def plot_tsne(metrics: dict, artefacts: dict, path: Path) -> None:
             ax.legend(fontsize=6, markerscale=2, loc="best", ncol=1 if len(names) <= 8 else 2, framealpha=0.7)
     fig.suptitle(f"{metrics['name']}: t-SNE of {len(sample)} test windows (seed {metrics['seed']})")
     fig.tight_layout()
-    fig.savefig(path)
+    with replacing(path) as temp:
+        fig.savefig(temp)
 
 
 def _colour(k: int, n: int):
@@ -640,8 +642,8 @@ def write_report(metrics: dict, artefacts: dict, out_dir: Path, plots: bool = Tr
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-    (out_dir / "report.md").write_text(report_markdown(metrics))
+    write_text(out_dir / "metrics.json", json.dumps(metrics, indent=1) + "\n")
+    write_text(out_dir / "report.md", report_markdown(metrics))
     if not plots:
         return
     from training.judges.report import plot_confusion

@@ -72,6 +72,7 @@ from safetensors.torch import load_file, save_file
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from core.io.atomic import replacing, write_text
 from core.models.encoders import EncoderConfig, make_view, save_encoders
 from training.contrastive.augment import Augmenter, mirror_content_indices
 from training.contrastive.losses import group_info_nce, mined_positives, multi_positive_nce, orthogonality
@@ -460,10 +461,9 @@ class Trainer:
             "rng": {"python": [py_state[0], list(py_state[1]), py_state[2]], "numpy": list(np_state[2:])},
             "world_size": self.world,
         }
-        partial = self.out / f"{CHECKPOINT}.safetensors.partial"
-        save_file(self.state_tensors(), partial)
-        os.replace(partial, self.out / f"{CHECKPOINT}.safetensors")
-        (self.out / f"{CHECKPOINT}.json").write_text(json.dumps(meta, indent=1) + "\n")
+        with replacing(self.out / f"{CHECKPOINT}.safetensors") as temp:
+            save_file(self.state_tensors(), temp)
+        write_text(self.out / f"{CHECKPOINT}.json", json.dumps(meta, indent=1) + "\n")
 
     def load_checkpoint(self) -> None:
         meta = json.loads((self.out / f"{CHECKPOINT}.json").read_text())
@@ -493,7 +493,7 @@ class Trainer:
         if resume:
             self.load_checkpoint()
         elif self.rank == 0:
-            (self.out / "config.toml").write_text(to_toml(self.config))
+            write_text(self.out / "config.toml", to_toml(self.config))
             self.save_stats()
         if self.rank == 0:
             restart_metrics(metrics_path, METRIC_FIELDS, self.step if resume else None)
@@ -537,11 +537,12 @@ class Trainer:
 
     # ---- outputs
     def save_stats(self) -> None:
-        save_file(
-            {"mean": torch.from_numpy(self.data.mean), "std": torch.from_numpy(self.data.std)},
-            self.out / "normalisation.safetensors",
-            metadata={"computed_on": "every frame of the training clips (split 'train', dataset-2)"},
-        )
+        with replacing(self.out / "normalisation.safetensors") as temp:
+            save_file(
+                {"mean": torch.from_numpy(self.data.mean), "std": torch.from_numpy(self.data.std)},
+                temp,
+                metadata={"computed_on": "every frame of the training clips (split 'train', dataset-2)"},
+            )
 
     def export(self) -> None:
         from training.judges.train import _file_sha256, git_commit

@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import json
 import multiprocessing
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 from tqdm import tqdm
 
+from core.io.atomic import replacing
 from core.io.bvh import read_bvh
 from core.ops.features import FEATURE_FPS, FEATURE_VERSION, motion_to_features
 from core.ops.resample import resample
@@ -92,11 +92,10 @@ def build_cache(clips: list[Clip], root: Path, path: Path, workers: int = 2, pro
         stamp=stamp,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
     tensors = {"features": cache.features, "offsets": cache.offsets, "starts": cache.starts}
     metadata = {"stamp": stamp, "clips": json.dumps([asdict(c) for c in clips])}
-    save_file(tensors, partial, metadata=metadata)
-    os.replace(partial, path)
+    with replacing(path) as temp:
+        save_file(tensors, temp, metadata=metadata)
     return cache
 
 

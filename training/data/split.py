@@ -18,6 +18,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from core.io.atomic import write_text
 from training.data.index import Clip, load_index
 from training.data.paths import REPO_ROOT
 
@@ -78,7 +79,7 @@ def main(argv=None) -> int:
         print(f"{args.output}: {'up to date' if same else 'differs from the regenerated split'}")
         return 0 if same else 1
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text)
+    write_text(args.output, text)
     print(f"wrote {args.output}: {json.loads(text)['counts']}")
     return 0
 

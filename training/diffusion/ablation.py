@@ -14,6 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
+from core.io.atomic import write_text
 from training.data.paths import REPO_ROOT
 from training.diffusion.train import DEFAULT_CONFIG, train
 from training.evaluate import evaluate, summary_table
@@ -54,7 +55,7 @@ def run(steps: int, out: Path, variants: list[str]) -> list[dict]:
         if not (folder / "denoiser.json").is_file():
             train(load_config(DEFAULT_CONFIG, overrides), folder, command="ablation: " + " ".join(overrides))
         config = {**MODEL_CONFIG, "denoiser": "denoiser", "encoders": str(REPO_ROOT / "weights/encoders/contrastive")}
-        (folder / "stylizer.json").write_text(json.dumps(config, indent=1))
+        write_text(folder / "stylizer.json", json.dumps(config, indent=1))
         report, _ = evaluate(None, "cross", config=folder / "stylizer.json", name=name, cleanup=True, split_name="val")
         rows.append({"variant": name, "overrides": overrides, "report": report})
         print(summary_table([report]).splitlines()[-1], flush=True)
@@ -74,7 +75,7 @@ def run_sampling(out: Path) -> list[dict]:
             encoders=str(REPO_ROOT / "weights/encoders/contrastive"),
         )
         path = out / f"sampling{index}.json"
-        path.write_text(json.dumps(config, indent=1))
+        write_text(path, json.dumps(config, indent=1))
         report, _ = evaluate(None, "cross", config=path, name=name, cleanup=cleanup, split_name="val")
         rows.append({"variant": name, "overrides": [f"{k}={v}" for k, v in SAMPLING[name].items()], "report": report})
         print(summary_table([report]).splitlines()[-1], flush=True)
@@ -104,9 +105,9 @@ def write(rows: list[dict], steps: int | None, command: str) -> Path:
         *(f"| {r['variant']} | `{' '.join(r['overrides'])}` |" for r in rows),
     ]
     path = REPORT_DIR / f"{stem}.md"
-    path.write_text("\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")
     slim = [{"variant": r["variant"], "overrides": r["overrides"], "summary": r["report"]["summary"]} for r in rows]
-    (REPORT_DIR / f"{stem}.json").write_text(json.dumps(slim, indent=1))
+    write_text(REPORT_DIR / f"{stem}.json", json.dumps(slim, indent=1))
     return path
 
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.io.atomic import write_text
 from core.motion.canonical import BODY_GROUPS
 from core.motion.motion import Motion
 from core.ops.features import motion_to_features
@@ -290,8 +291,8 @@ def markdown(result: dict) -> str:
 
 def write(result: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "strength.json").write_text(json.dumps(result, indent=1))
-    (out / "strength.md").write_text(markdown(result))
+    write_text(out / "strength.json", json.dumps(result, indent=1))
+    write_text(out / "strength.md", markdown(result))
 
 
 def main(argv=None) -> int:

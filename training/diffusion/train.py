@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections import defaultdict
@@ -44,6 +43,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from core.diffusion import DDIMSampler, NoiseSchedule
+from core.io.atomic import replacing, write_text
 from core.models.denoiser import Denoiser, DenoiserConfig, save_denoiser
 from core.models.encoders import load_encoders
 from core.ops.features import CONTACTS, ROTATIONS
@@ -304,12 +304,11 @@ class Trainer:
     def save_checkpoint(self) -> None:
         tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         tensors.update(optimizer_tensors(self.optimizer))
-        partial = self.out / f"{CHECKPOINT}.safetensors.partial"
-        save_file(tensors, partial)
-        os.replace(partial, self.out / f"{CHECKPOINT}.safetensors")
+        with replacing(self.out / f"{CHECKPOINT}.safetensors") as temp:
+            save_file(tensors, temp)
         meta = {"step": self.step, "seconds": self.seconds, "config": self.config}
         meta["pending"] = {"count": self.count, "sums": dict(self.sums)}
-        (self.out / f"{CHECKPOINT}.json").write_text(json.dumps(meta, indent=1) + "\n")
+        write_text(self.out / f"{CHECKPOINT}.json", json.dumps(meta, indent=1) + "\n")
 
     def load_checkpoint(self) -> None:
         meta = json.loads((self.out / f"{CHECKPOINT}.json").read_text())
@@ -328,7 +327,7 @@ class Trainer:
         if resume:
             self.load_checkpoint()
         else:
-            (self.out / "config.toml").write_text(to_toml(self.config))
+            write_text(self.out / "config.toml", to_toml(self.config))
         restart_metrics(metrics, METRIC_FIELDS, self.step if resume else None)
         end = t["max_steps"] if stop_after is None else min(t["max_steps"], stop_after)
         bar = tqdm(total=end, initial=self.step, desc="diffusion", unit="step", disable=not t["progress"])

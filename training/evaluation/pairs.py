@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from core.io.atomic import write_text
 from core.motion.motion import Motion
 from core.stylize.request import GROUPS, StyleRequest
 from training.data.index import Clip, load_index
@@ -281,7 +282,7 @@ def main(argv=None) -> int:
             status |= 0 if same else 1
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            write_text(path, text)
             print(f"wrote {path}: {json.loads(text)['counts']}")
     return status
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from core.io.atomic import replacing, write_text
 from training.data.paths import REPO_ROOT
 from training.judges.model import JudgeNet, channel_indices, sample_windows, window_starts
 
@@ -127,8 +128,9 @@ def save_judge(net: JudgeNet, config: dict, path: Path) -> tuple[Path, Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     weights, meta = path.with_suffix(".safetensors"), path.with_suffix(".json")
     state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    save_file(state, weights, metadata={"format": FORMAT, "kind": config["kind"]})
-    meta.write_text(json.dumps(config, indent=1) + "\n")
+    with replacing(weights) as temp:
+        save_file(state, temp, metadata={"format": FORMAT, "kind": config["kind"]})
+    write_text(meta, json.dumps(config, indent=1) + "\n")
     return weights, meta
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.io.atomic import replacing, write_text
 from training.judges.config import KINDS
 
 TITLES = {
@@ -64,7 +65,8 @@ def plot_curves(history: list[dict], path: Path, title: str, selected_epoch: int
         ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path)
+    with replacing(path) as temp:
+        fig.savefig(temp)
 
 
 def plot_confusion(matrix: np.ndarray, labels: list[str], path: Path, title: str) -> None:
@@ -96,7 +98,8 @@ def plot_confusion(matrix: np.ndarray, labels: list[str], path: Path, title: str
     ax.set_title(f"{title}\naccuracy {accuracy:.3f} on {matrix.sum()} clips", fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
     fig.tight_layout()
-    fig.savefig(path)
+    with replacing(path) as temp:
+        fig.savefig(temp)
 
 
 def plot_judge(saved: dict, reports_dir: Path) -> None:
@@ -178,5 +181,5 @@ def write_summary(weights_dir: Path, reports_dir: Path) -> Path:
         lines += [f"| **all** | {m['test_clips']} | **{_fmt(m['test_accuracy'])}** |", ""]
     path = Path(reports_dir) / "judges.md"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
+    write_text(path, "\n".join(lines))
     return path

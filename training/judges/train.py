@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import csv
 import hashlib
+import io
 import math
 import subprocess
 import time
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.io.atomic import write_text
 from core.ops.features import FEATURE_VERSION, features_to_motion, motion_to_features
 from core.ops.mirror import mirror
 from training.data.cache import FeatureCache
@@ -362,8 +364,9 @@ def _train(config, cache, split, weights_dir, metrics_csv, clips, max_steps, com
 def write_history(history: list[dict], path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=HISTORY_FIELDS)
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    write_text(path, text.getvalue())
