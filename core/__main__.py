@@ -21,11 +21,6 @@ from .stylize.loading import SHIPPED_CONFIG
 
 # Style weights, as the add-on's sliders allow them: 0 keeps the source, above 1 exaggerates.
 MAX_WEIGHT = 4.0
-# Frames at 30 fps every input needs: the content encoder codes one step per content_stride frames.
-MIN_FRAMES = 4
-# Longest take stylized in one run (seconds): more is a whole capture session, or a frame time
-# typed wrong; it would run for hours and hold gigabytes, so it is refused up front.
-MAX_SECONDS = 3600.0
 
 
 def _pairs(items, what: str) -> dict[str, str]:
@@ -102,10 +97,9 @@ def _check_output(output: str, inputs: dict[str, str]) -> None:
 def _load(path: str, role: str):
     """A BVH input on its detected rig; every error names the input's role and file."""
     from .io.bvh import BVHError, read_bvh
-    from .ops.features import FEATURE_FPS
     from .retarget.matching import check_sides, rig_for_skeleton
     from .retarget.rig import RigError
-    from .runtime import RigMotion
+    from .runtime import RigMotion, check_duration
 
     try:
         motion = read_bvh(path)
@@ -116,20 +110,10 @@ def _load(path: str, role: str):
     except RigError as e:
         raise RigError(f"{role} {path}: unknown rig: {e}") from None
     try:
-        check_sides(rig, motion)
+        check_sides(rig, motion)  # the runtime checks too; here the message can name the file
     except RigError as e:
         raise RigError(f"{role} {path}: {e}") from None
-    seconds = (motion.num_frames - 1) / motion.fps
-    if seconds > MAX_SECONDS:
-        raise ValueError(
-            f"{role} {path}: the take is {seconds:.0f} s long; stylize at most {MAX_SECONDS:.0f} s at once (cut it)"
-        )
-    frames = math.floor(seconds * FEATURE_FPS + 1e-6) + 1  # resample's count at the feature rate
-    if frames < MIN_FRAMES:
-        raise ValueError(
-            f"{role} {path}: {motion.num_frames} frame(s) at {motion.fps:g} fps is {frames} at {FEATURE_FPS:g} fps; "
-            f"the stylizer needs at least {MIN_FRAMES} ({MIN_FRAMES / FEATURE_FPS:.2f} s): use a longer take"
-        )
+    check_duration(f"{role} {path}", motion.num_frames, motion.fps)
     return RigMotion(rig, motion)
 
 

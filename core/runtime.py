@@ -35,6 +35,7 @@ from .ops.features import FEATURE_FPS
 from .ops.resample import resample, sample_frames
 from .ops.rotations import quat_conj, quat_mul
 from .retarget.presets import canonical_rig
+from .retarget.matching import check_sides
 from .retarget.retarget import check_rig, detached_bones, place_detached, retarget
 from .retarget.rig import Rig, RigError
 from .stylize.loading import stylizer_by_name
@@ -234,6 +235,12 @@ def stylize_rig_motion(
     job.step("retarget in")
     for rig in {id(m.rig): m.rig for m in (content, reference, *group_references.values())}.values():
         check_rig(rig)
+    roles = [("content", content), ("reference", reference)]
+    for role, m in roles + [(f"group reference {g}", m) for g, m in group_references.items()]:
+        try:
+            check_sides(m.rig, m.motion)
+        except RigError as e:
+            raise RigError(f"{role}: {e}") from None
     content30 = resample(content.motion, FEATURE_FPS)  # also the base the output is retargeted onto
     frames30 = content30.num_frames
     content_c = in_chunks(job, frames30, lambda a, b: retarget(content30.slice(a, b), content.rig, canonical_rig()))
@@ -293,14 +300,21 @@ def with_change(original: Motion, before30: Motion, after30: Motion, frames: sli
 MAX_WEIGHT = 10.0  # the add-on's slider stops at 4; far above, a stylizer's arithmetic overflows
 MAX_COORDINATE = 1e7  # |translation| and |rest offset| in the rig's units (100 km in cm)
 MAX_REQUEST_BYTES = 1 << 30  # the estimated working memory of one request (--max-request-mb)
+# Frames at the feature rate every motion needs: the content encoder codes one step per
+# content_stride frames.
+MIN_FRAMES = 4
+# Longest take stylized in one run (seconds): more is a whole capture session, or a frame time
+# typed wrong; it would run for hours and hold gigabytes, so it is refused up front.
+MAX_SECONDS = 3600.0
 # Estimated bytes per frame and bone on the user's rig (its arrays at its own rate and at the
-# feature rate, with the retargeting and resampling copies), and per frame of canonical motion the
-# stylizer works on. Measured peaks above the server's idle memory, CPU: statistics, 30,000 frames
-# of 22 bones at 30 fps, 247 MB (this estimate says 324 MB); diffusion (shipped config), 68 to 80
-# KB a frame for 1,000 to 4,000 frames.
+# feature rate, with the retargeting and resampling copies), plus each stylizer's own (fixed bytes,
+# bytes per frame of canonical motion). Measured server peaks above idle (VmHWM, CPU, 22 bones at
+# 30 fps): statistics, 30,000 frames, 247 MB (this estimate: 324 MB); diffusion (shipped config,
+# windows of core.stylize.diffusion.SAMPLE_WINDOW frames), 3,000 / 30,000 / 100,000 frames:
+# 102 / 319 / 751 MB (estimate: 129 / 380 / 1,031 MB).
 RIG_VALUE_BYTES = 200
-STYLIZER_FRAME_BYTES = {"diffusion": 80_000}
-DEFAULT_FRAME_BYTES = 2_000
+STYLIZER_BYTES = {"diffusion": (96 << 20, 500)}
+DEFAULT_STYLIZER_BYTES = (0, 2_000)
 
 
 def _gib(n: float) -> str:
@@ -315,8 +329,25 @@ def motion_footprint(frames: int, joints: int, fps: float, stylizer: str = "") -
     """(frames at the pipeline's feature rate, estimated working bytes) of one motion of a request,
     as floats: at an absurd rate they overflow to inf rather than raise."""
     frames30 = float(np.floor((frames - 1) / fps * FEATURE_FPS + 1e-6)) + 1
-    per_frame = STYLIZER_FRAME_BYTES.get(stylizer, DEFAULT_FRAME_BYTES)
+    per_frame = STYLIZER_BYTES.get(stylizer, DEFAULT_STYLIZER_BYTES)[1]
     return frames30, RIG_VALUE_BYTES * joints * (frames + frames30) + per_frame * frames30
+
+
+def check_duration(role: str, frames: int, fps: float) -> None:
+    """Refuse (RequestError) a motion longer than MAX_SECONDS or shorter than MIN_FRAMES at the
+    feature rate; ``role`` names the input in the message."""
+    seconds = (frames - 1) / fps
+    if seconds > MAX_SECONDS:
+        raise RequestError(
+            f"{role}: {frames} frames at {fps:g} fps is {_span(seconds)}; stylize at most "
+            f"{_span(MAX_SECONDS)} at once (cut the take, or check its frame rate)"
+        )
+    frames30 = int(np.floor(seconds * FEATURE_FPS + 1e-6)) + 1  # resample's count at the feature rate
+    if frames30 < MIN_FRAMES:
+        raise RequestError(
+            f"{role}: {frames} frame(s) at {fps:g} fps is {frames30} at {FEATURE_FPS:g} fps; the stylizer "
+            f"needs at least {MIN_FRAMES} ({MIN_FRAMES / FEATURE_FPS:.2f} s): use a longer take"
+        )
 
 
 def check_request(header: dict, arrays: dict, stylizer: str = "", max_bytes: int = MAX_REQUEST_BYTES) -> None:
@@ -329,7 +360,7 @@ def check_request(header: dict, arrays: dict, stylizer: str = "", max_bytes: int
     bad = {g: w for g, w in weights.items() if not (isinstance(w, (int, float)) and 0 <= w <= MAX_WEIGHT)}
     if bad:
         raise RequestError(f"group weights must be numbers in [0, {MAX_WEIGHT:g}], got {bad}")
-    figures, total = [], 0
+    figures, total = [], STYLIZER_BYTES.get(stylizer, DEFAULT_STYLIZER_BYTES)[0]
     for key, meta in header["motions"].items():
         translations = arrays[f"{key}.translations"]
         if translations.size and np.abs(translations).max() > MAX_COORDINATE:
@@ -339,6 +370,7 @@ def check_request(header: dict, arrays: dict, stylizer: str = "", max_bytes: int
             )
         frames, joints = translations.shape[:2]
         frames30, need = motion_footprint(frames, joints, meta["fps"], stylizer)
+        check_duration(f"motion {key!r}", frames, meta["fps"])
         total += need
         figures.append(
             (need, f"motion {key!r}: {frames} frames of {joints} bones at {meta['fps']:g} fps "

@@ -19,6 +19,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+from core.io.atomic import replacing, write_text
 from tools.blender_addon_session import forget_repository, import_bvh, install_addon
 from tools.headless import run_and_exit
 
@@ -63,12 +64,13 @@ def main():
         raise RuntimeError(f"Stylize Action did not finish: {result}")
 
     blend = out_dir / "stylized.blend"
-    bpy.ops.wm.save_as_mainfile(filepath=str(blend), compress=True)
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend), compress=True)  # Blender writes blend@, then renames
     for obj in bpy.context.view_layer.objects:
         obj.select_set(obj == content)
     start, end = (round(f) for f in action.frame_range)
     bvh = out_dir / "stylized.bvh"
-    bpy.ops.export_anim.bvh(filepath=str(bvh), frame_start=start, frame_end=end, rotate_mode="NATIVE")
+    with replacing(bvh) as temporary:  # a failed export leaves an earlier stylized.bvh as it was
+        bpy.ops.export_anim.bvh(filepath=temporary, frame_start=start, frame_end=end, rotate_mode="NATIVE")
     summary = {
         "blender": bpy.app.version_string,
         "source_action": source.name,
@@ -80,7 +82,7 @@ def main():
         "operator_seconds": round(seconds, 3),
         "files": [blend.name, bvh.name],
     }
-    (out_dir / "blender.json").write_text(json.dumps(summary, indent=1))
+    write_text(out_dir / "blender.json", json.dumps(summary, indent=1))
 
 
 run_and_exit(main)

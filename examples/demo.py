@@ -26,6 +26,7 @@ REPO = EXAMPLES.parent
 sys.path.insert(0, str(REPO))
 
 from build_addon import build
+from core.io.atomic import write_text
 from core.io.bvh import read_bvh
 from core.ops.rotations import quat_mul, quat_rotate
 from core.retarget.rig import UP_AXIS_TO_Y_UP
@@ -101,7 +102,7 @@ def main(argv=None) -> int:
     stick_figure_strip([source, style, result], path=out / "strip.png", titles=titles)
     summary["zip"] = zip_path.name
     summary["outputs"] = sorted(p.name for p in out.iterdir() if p.is_file())
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_text(out / "summary.json", json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
     print(f"wrote {out}")
     return 0

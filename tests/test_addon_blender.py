@@ -66,6 +66,11 @@ def test_faults_give_clear_errors_change_nothing_and_the_next_request_works(meas
     assert entry["actions_unchanged"] and entry["next_ok"], entry
 
 
+def test_a_slow_server_lives_on_its_heartbeats(measured):
+    entry = measured["faults"]["slow"]  # 6 s between progress messages, a 5 s timeout
+    assert entry["raised"] is None and entry["actions_unchanged"] is False and entry["next_ok"], entry
+
+
 def test_operator_reports_a_fault_in_blender(measured):
     entry = measured["faults"]["operator_missing_python"]
     assert entry["result"] == "RuntimeError"  # how Blender surfaces an ERROR report to scripts

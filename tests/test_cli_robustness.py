@@ -17,6 +17,8 @@ import pytest
 import core.__main__ as cli
 from core.io.bvh import format_bvh, parse_bvh, read_bvh, write_bvh
 from core.retarget.matching import rig_for_skeleton, sides_swapped
+from core.retarget.rig import RigError
+from core.runtime import RigMotion, stylize_rig_motion
 from tests.conftest import DATA_ROOT, REPO_ROOT, bandai_clip
 
 CONTENT = "dataset-1_walk_normal_001.bvh"
@@ -166,7 +168,7 @@ def test_absurd_takes_are_refused_naming_the_input(inputs, tmp_path, capsys):
     frames = np.arange(3700) % motion.num_frames
     write_bvh(motion.with_arrays(motion.rotations[frames], motion.positions[frames], fps=1.0), long_take)
     code, err = _run(capsys, long_take, style, "-o", out, "--stylizer", "identity")
-    assert code == 2 and f"content {long_take}: the take is 3699 s long" in err, err
+    assert code == 2 and f"content {long_take}: 3700 frames at 1 fps is 61.6 min; stylize at most 60 min" in err, err
     assert not out.exists()
 
 
@@ -243,3 +245,17 @@ def test_sides_swapped_input_is_refused(inputs, tmp_path, capsys):
         assert code == 2 and f"{role} {swapped}" in err and "'UpperLeg_L'" in err, err
         assert "on the character's right" in err and "swap the left/right bone names" in err
     assert not out.exists()
+
+
+def test_the_runtime_refuses_a_swapped_rig_in_every_role(inputs):
+    """The server and the add-on go through stylize_rig_motion: the check is there, not in the CLI."""
+    content, style, _ = inputs
+    good, bad = read_bvh(content), parse_bvh(_swap_sides(content.read_text()))
+    good, bad = RigMotion(rig_for_skeleton(good.skeleton), good), RigMotion(rig_for_skeleton(bad.skeleton), bad)
+    for args, groups, role in (
+        ((bad, good), {}, "content"),
+        ((good, bad), {}, "reference"),
+        ((good, good), {"left_leg": bad}, "group reference left_leg"),
+    ):
+        with pytest.raises(RigError, match=rf"^{role}: rig 'bandai': the bones named left"):
+            stylize_rig_motion(*args, group_references=groups, stylizer="identity")

@@ -234,15 +234,20 @@ def test_server_killed_mid_request_reports_exit_code_and_log_then_restarts(clien
     print(f"\nrestart + stylize after a kill: {(time.perf_counter() - t) * 1e3:.0f} ms")
 
 
-def test_hung_server_times_out_is_killed_and_next_request_works(tmp_path, clips):
-    with _client(tmp_path, timeout=1.0) as c:
+def test_a_slow_server_lives_on_heartbeats_and_a_hung_one_times_out_is_killed(tmp_path, clips):
+    with _client(tmp_path, timeout=3.0) as c:
         job = J.StylizeJob()
-        job.start(c, _request(clips, "hang", step_delay=5.0))
+        job.start(c, _request(clips, "hang", step_delay=5.0))  # 5 s between progress messages
         pid = c.pid
+        end = time.perf_counter() + 4.5
+        while time.perf_counter() < end:  # heartbeats every 2 s keep a working server alive
+            assert job.update() == J.RUNNING
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGSTOP)  # hung: alive, silent
         t = time.perf_counter()
         assert job.wait(0.01, timeout=15) == J.FAILED
-        assert 1.0 <= time.perf_counter() - t < 4.0
-        assert job.error["kind"] == "timeout" and "1 s" in job.error["message"]
+        assert 3.0 <= time.perf_counter() - t < 6.0
+        assert job.error["kind"] == "timeout" and "3 s" in job.error["message"]
         assert job.error["exit_code"] == -signal.SIGKILL and _gone(pid)
         after = _run(c, _request(clips, "after-hang"))
         assert after.state == J.DONE and c.pid != pid

@@ -48,18 +48,43 @@ def test_fuzzed_requests_are_all_answered_and_memory_stays_bounded():
 
 
 @pytest.mark.parametrize("key", ["content", "reference", "reference:left_arm"])
-def test_a_slow_rate_that_would_explode_is_refused_up_front_naming_the_motion(session, key):
+def test_a_slow_rate_that_spans_hours_is_refused_up_front_naming_the_motion(session, key):
     header, arrays = _request(groups=("left_arm",))
-    header["motions"][key]["fps"] = 0.01  # 60 frames 100 s apart: 177,001 frames at 30 fps
+    header["motions"][key]["fps"] = 0.01  # 60 frames 100 s apart: 98 min, 177,001 frames at 30 fps
     t = time.perf_counter()
     reply, _ = session.ask(_frame(header, arrays))
     assert time.perf_counter() - t < 5.0
     assert reply["type"] == "error" and reply["kind"] == "bad_request" and reply["id"] == "t", reply
-    message = reply["message"]
-    assert message.startswith("RequestError: request too large") and "over the server's 1.00 GiB" in message
-    figures = f"motion {key!r}: 60 frames of 22 bones at 0.01 fps (98.3 min), 177001 frames at the pipeline's 30 fps"
-    assert message.index("motion '") == message.index(figures)  # the motion to blame comes first
+    assert reply["message"] == (
+        f"RequestError: motion {key!r}: 60 frames at 0.01 fps is 98.3 min; stylize at most 60 min at once "
+        "(cut the take, or check its frame rate)"
+    )
     assert session.peak_rss() <= MAX_RSS_BYTES
+
+
+def test_a_request_over_the_memory_bound_is_refused_naming_the_largest_motion_first():
+    small = Session("--stylizer", "statistics", "--max-request-mb", "100")
+    try:
+        header, arrays = _request(groups=("left_arm",))
+        header["motions"]["reference"]["fps"] = 0.05  # 60 frames 20 s apart: 35,401 frames at 30 fps
+        reply, _ = small.ask(_frame(header, arrays))
+        message = reply["message"]
+        assert reply["kind"] == "bad_request" and message.startswith("RequestError: request too large"), reply
+        assert "over the server's 100.0 MiB" in message
+        figures = "motion 'reference': 60 frames of 22 bones at 0.05 fps (19.7 min), 35401 frames at the pipeline's 30 fps"
+        assert message.index("motion '") == message.index(figures)
+    finally:
+        assert small.close() == 0
+
+
+def test_a_take_under_four_frames_at_the_feature_rate_is_refused_naming_the_motion(session):
+    header, arrays = _request(frames=3)
+    reply, _ = session.ask(_frame(header, arrays))
+    assert reply["kind"] == "bad_request", reply
+    assert reply["message"] == (
+        "RequestError: motion 'content': 3 frame(s) at 30 fps is 3 at 30 fps; the stylizer needs at least 4 "
+        "(0.13 s): use a longer take"
+    )
 
 
 def test_a_rate_outside_the_protocol_range_is_refused_with_the_request_id(session):

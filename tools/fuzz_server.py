@@ -253,20 +253,21 @@ class Session:
                 self.replies.put((None, e))
                 return
 
-    def final(self, timeout: float):
-        """The next reply that is not progress or a heartbeat."""
-        deadline = time.monotonic() + timeout
+    def final(self, silence: float):
+        """The next reply that is not progress or a heartbeat; queue.Empty when the server sends
+        nothing at all for ``silence`` seconds (as the add-on's timeout: a long take that keeps
+        reporting is working, not hung)."""
         while True:
-            header, arrays = self.replies.get(timeout=max(deadline - time.monotonic(), 0.001))
+            header, arrays = self.replies.get(timeout=silence)
             if header is None:
                 raise AssertionError(f"the server's output ended or broke: {arrays!r} (exit {self.proc.poll()})")
             if header["type"] not in ("progress", "heartbeat"):
                 return header, arrays
 
-    def ask(self, frame: bytes, timeout: float = 120.0):
+    def ask(self, frame: bytes, silence: float = 30.0):
         self.proc.stdin.write(frame)
         self.proc.stdin.flush()
-        return self.final(timeout)
+        return self.final(silence)
 
     def log_tail(self, chars: int = 4000) -> str:
         self.log.seek(0)

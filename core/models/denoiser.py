@@ -165,6 +165,8 @@ def save_denoiser(stem, denoiser: Denoiser, stats: dict, extra: dict | None = No
     """Write the checkpoint pair; ``extra`` (training command, commit, split, losses...) goes in the JSON."""
     from safetensors.torch import save_file
 
+    from ..io.atomic import replacing, write_text
+
     weights, meta_path = checkpoint_paths(stem)
     meta = dict(extra or {})
     meta.update(
@@ -179,8 +181,9 @@ def save_denoiser(stem, denoiser: Denoiser, stats: dict, extra: dict | None = No
     )
     weights.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().cpu().contiguous() for k, v in denoiser.state_dict().items()}
-    save_file(tensors, str(weights), metadata={"format": CHECKPOINT_FORMAT, "config": json.dumps(meta)})
-    meta_path.write_text(json.dumps(meta, indent=1))
+    with replacing(weights) as temporary:
+        save_file(tensors, str(temporary), metadata={"format": CHECKPOINT_FORMAT, "config": json.dumps(meta)})
+    write_text(meta_path, json.dumps(meta, indent=1))
     return weights, meta_path
 
 

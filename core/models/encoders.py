@@ -487,6 +487,8 @@ def save_encoders(
     """
     from safetensors.torch import save_file
 
+    from ..io.atomic import replacing, write_text
+
     if content.config != style.config:
         raise ValueError("content and style encoders must share one EncoderConfig")
     weights, meta_path = checkpoint_paths(path_stem)
@@ -510,8 +512,9 @@ def save_encoders(
         weights=weights.name,
     )
     weights.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(weights), metadata={"format": CHECKPOINT_FORMAT})
-    meta_path.write_text(json.dumps(meta, indent=1))
+    with replacing(weights) as temporary:
+        save_file(tensors, str(temporary), metadata={"format": CHECKPOINT_FORMAT})
+    write_text(meta_path, json.dumps(meta, indent=1))
     return weights, meta_path
 
 

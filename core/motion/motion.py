@@ -39,6 +39,18 @@ class Motion:
         """World rotations (F, J, 4) and positions (F, J, 3) by forward kinematics."""
         return forward_kinematics(self.skeleton.parents, self.rotations, self.positions)
 
+    def world_of(self, joints, chunk: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+        """World rotations (F, len(joints), 4) and positions (F, len(joints), 3) of some joints,
+        by forward kinematics ``chunk`` frames at a time: a long take's whole world arrays are
+        never held for the few joints a caller reads."""
+        joints = list(joints)
+        rotations = np.empty((self.num_frames, len(joints), 4))
+        positions = np.empty((self.num_frames, len(joints), 3))
+        for a in range(0, self.num_frames, chunk):
+            world_rot, world_pos = self.slice(a, a + chunk).world()
+            rotations[a : a + chunk], positions[a : a + chunk] = world_rot[:, joints], world_pos[:, joints]
+        return rotations, positions
+
     def with_arrays(self, rotations=None, positions=None, fps=None) -> Motion:
         return replace(
             self,

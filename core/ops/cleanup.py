@@ -373,31 +373,28 @@ def clean_foot_contacts(
             if progress is not None:
                 progress(done, len(chunks) * len(feet))
 
-    out = motion.with_arrays(rotations, motion.positions.copy())
+    out = motion.with_arrays(rotations)
     del world_rot
-    _, out_pos = out.world()
+    # the contact joints' positions only, a piece at a time: a long take's whole world arrays
+    # would double the stage's memory for four joints' figures
+    out_pos = np.concatenate([out.slice(a, a + CHUNK_FRAMES).world()[1][:, contact_idx] for a in chunks])
     changed = np.zeros(rotations.shape[1], dtype=bool)
     for foot in feet:
         changed[[skeleton.index(n) for n in LEGS[foot][:3]]] = True
-    report.max_non_leg_change = float(
-        max(
-            (
-                max(
-                    np.abs(rotations[s][:, ~changed] - motion.rotations[s][:, ~changed]).max(initial=0.0),
-                    np.abs(out.positions[s] - motion.positions[s]).max(initial=0.0),
-                )
-                for s in (slice(a, a + CHUNK_FRAMES) for a in chunks)
-            ),
-            default=0.0,
-        )
+    report.max_non_leg_change = max(  # the positions are the input's own arrays
+        (
+            float(np.abs(rotations[s][:, ~changed] - motion.rotations[s][:, ~changed]).max(initial=0.0))
+            for s in (slice(a, a + CHUNK_FRAMES) for a in chunks)
+        ),
+        default=0.0,
     )
     for foot in LEGS:
         cols = list(_CONTACT_COLUMNS[foot])
         joints = [contact_idx[c] for c in cols]
         report.skate_before[foot] = _skate(world_pos[:, joints], floor[cols])
-        report.skate_after[foot] = _skate(out_pos[:, joints], floor[cols])
+        report.skate_after[foot] = _skate(out_pos[:, cols], floor[cols])
         report.contact_skate_before[foot] = _contact_skate(world_pos[:, joints], labels[:, cols])
-        report.contact_skate_after[foot] = _contact_skate(out_pos[:, joints], labels[:, cols])
+        report.contact_skate_after[foot] = _contact_skate(out_pos[:, cols], labels[:, cols])
         report.contact_frames.setdefault(foot, 0)
         report.clamped_frames.setdefault(foot, 0)
     return out, report

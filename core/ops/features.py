@@ -90,33 +90,33 @@ def _forward_difference(x: np.ndarray) -> np.ndarray:
 
 
 def motion_to_features(motion: Motion) -> tuple[np.ndarray, np.ndarray]:
-    """(features (F, FEATURE_DIM) float64, start (x, z, heading)) for canonical 30 fps motion."""
+    """(features (F, FEATURE_DIM) float64, start (x, z, heading)) for canonical 30 fps motion.
+    Forward kinematics and the 6D rotations go ROTATION_CHUNK frames at a time, so a long take
+    costs little more than its features."""
     _check_canonical(motion)
     skeleton = motion.skeleton
-    world_rot, world_pos = motion.world()
     pelvis = skeleton.index(PELVIS)
-    pelvis_rot, pelvis_pos = world_rot[:, pelvis], world_pos[:, pelvis]
+    world_rot, world_pos = motion.world_of([pelvis, *(skeleton.index(n) for n in CONTACT_JOINTS)], ROTATION_CHUNK)
+    pelvis_rot, pelvis_pos = world_rot[:, 0], world_pos[:, 0]
 
     yaw = heading_angles(pelvis_rot, pelvis_left_axis(skeleton))
     unturn = yaw_quat(-yaw)
     step = _forward_difference(pelvis_pos) * np.array([1.0, 0.0, 1.0])
     local_step = quat_rotate(unturn, step)
 
-    rotations = motion.rotations[:, [skeleton.index(n) for n in BODY_JOINTS]].copy()
-    rotations[:, 0] = quat_mul(unturn, pelvis_rot)
+    body = [skeleton.index(n) for n in BODY_JOINTS]
 
-    contacts = foot_contacts(world_pos, [skeleton.index(n) for n in CONTACT_JOINTS], motion.fps)
-    sixd = np.empty((motion.num_frames, 6 * NUM_BODY_JOINTS))
-    features = np.concatenate(
-        [
-            pelvis_pos[:, 1:2],
-            local_step[:, [0, 2]],
-            wrap_angle(_forward_difference(yaw))[:, None],
-            _in_chunks(lambda a, b: quat_to_sixd(rotations[a:b]).reshape(b - a, -1), sixd),
-            contacts.astype(np.float64),
-        ],
-        axis=1,
-    )
+    def sixd(a: int, b: int) -> np.ndarray:
+        rotations = motion.rotations[a:b, body]
+        rotations[:, 0] = quat_mul(unturn[a:b], pelvis_rot[a:b])
+        return quat_to_sixd(rotations).reshape(b - a, -1)
+
+    features = np.empty((motion.num_frames, FEATURE_DIM))
+    features[:, HEIGHT] = pelvis_pos[:, 1:2]
+    features[:, PLANAR_VELOCITY] = local_step[:, [0, 2]]
+    features[:, HEADING_VELOCITY] = wrap_angle(_forward_difference(yaw))[:, None]
+    _in_chunks(sixd, features[:, ROTATIONS])
+    features[:, CONTACTS] = foot_contacts(world_pos, range(1, world_pos.shape[1]), motion.fps)
     start = np.array([pelvis_pos[0, 0], pelvis_pos[0, 2], yaw[0]])
     return features, start
 

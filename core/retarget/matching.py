@@ -532,6 +532,9 @@ def match_bones(skeleton: Skeleton) -> tuple[dict[str, str], list[str]]:
     return result.mapping, result.unmatched
 
 
+SIDES_FRAMES = 1000
+
+
 def sides_swapped(rig: Rig, motion: Motion | None = None) -> bool | None:
     """Whether the bones mapped to the left joints stand on the character's right (a rig exported
     with its left/right labels swapped): the hips and shoulders across the body, left being up x
@@ -539,14 +542,21 @@ def sides_swapped(rig: Rig, motion: Motion | None = None) -> bool | None:
     pose without one). None when no toes are mapped, so nothing shows which way the body faces."""
     if not all(f"{j}_{s}" in rig.mapping for j in ("Foot", "Toes") for s in "LR"):
         return None
-    pos = rig.rest_world()[1][None] if motion is None else motion.world()[1]
-    up = up_vector(rig.up_axis)
-    forward = sum(pos[:, rig.bone(f"Toes_{s}")] - pos[:, rig.bone(f"Foot_{s}")] for s in "LR")
-    left = np.cross(up, forward - (forward @ up)[:, None] * up)
     arm = "Shoulder" if "Shoulder_L" in rig.mapping and "Shoulder_R" in rig.mapping else "UpperArm"
+    names = [f"{j}_{s}" for j in ("Foot", "Toes", "UpperLeg", arm) for s in "LR"]
+    if motion is None:
+        pos = rig.rest_world()[1][None][:, [rig.bone(n) for n in names]]
+    else:  # at most SIDES_FRAMES frames spread over the take: a median needs no more
+        frames = np.unique(np.linspace(0, motion.num_frames - 1, min(motion.num_frames, SIDES_FRAMES)).astype(int))
+        sample = motion.with_arrays(motion.rotations[frames], motion.positions[frames])
+        pos = sample.world_of([rig.bone(n) for n in names])[1]
+    at = {n: pos[:, i] for i, n in enumerate(names)}
+    up = up_vector(rig.up_axis)
+    forward = sum(at[f"Toes_{s}"] - at[f"Foot_{s}"] for s in "LR")
+    left = np.cross(up, forward - (forward @ up)[:, None] * up)
     cosines = []
     for joint in ("UpperLeg", arm):
-        across = pos[:, rig.bone(f"{joint}_L")] - pos[:, rig.bone(f"{joint}_R")]
+        across = at[f"{joint}_L"] - at[f"{joint}_R"]
         norms = np.linalg.norm(across, axis=1) * np.linalg.norm(left, axis=1)
         cosines.append(np.einsum("fi,fi->f", across, left) / np.maximum(norms, 1e-12))
     return bool(np.median(np.mean(cosines, axis=0)) < -0.5)

@@ -77,15 +77,18 @@ class _Parts:
         pelvis_rot = world_rot[:, _PELVIS]
         heading = heading_angles(pelvis_rot, pelvis_left_axis(motion.skeleton))
         upright = quat_mul(yaw_quat(-heading), pelvis_rot)
-        return cls(motion.rotations.copy(), upright, heading, world_pos[:, _PELVIS].copy())
+        local = motion.rotations.view()
+        local.flags.writeable = False  # the motion's own array: copy() the parts to change them
+        return cls(local, upright, heading, world_pos[:, _PELVIS].copy())
 
     def copy(self) -> _Parts:
         return _Parts(self.local.copy(), self.upright.copy(), self.heading.copy(), self.pelvis.copy())
 
 
 def _compose(content: Motion, parts: _Parts, pelvis_changed: bool) -> Motion:
-    """The motion that ``parts`` describe, under the content's placement joint."""
-    rotations = parts.local.copy()
+    """The motion that ``parts`` (a copy, used up: its arrays become the result's) describe,
+    under the content's placement joint."""
+    rotations = parts.local
     positions = content.positions.copy()
     if pelvis_changed:
         pelvis_world = quat_mul(yaw_quat(parts.heading), parts.upright)
@@ -114,7 +117,7 @@ def _take_group(out: _Parts, source: _Parts, group: str) -> None:
 def take_groups(content: Motion, styled: Motion, groups) -> Motion:
     """``content`` with the arrays of body ``groups`` taken from ``styled`` (same frame count):
     every other group keeps the content's arrays bit for bit."""
-    parts, source = _Parts.of(content), _Parts.of(styled)
+    parts, source = _Parts.of(content).copy(), _Parts.of(styled)
     for group in groups:
         _take_group(parts, source, group)
     return _compose(content, parts, pelvis_changed=bool({"root", "torso"} & set(groups)))
@@ -143,7 +146,7 @@ class ReferenceCopyStylizer:
     def stylize(self, request: StyleRequest) -> Motion:
         content = request.content
         frames = content.num_frames
-        out = _Parts.of(content)
+        out = _Parts.of(content).copy()
         stretched: dict[int, _Parts] = {}
         pelvis_changed = False
         for group in GROUPS:

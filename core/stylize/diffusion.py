@@ -198,14 +198,19 @@ class DiffusionStylizer:
         for reference in [None, *references]:
             codes.append(self.style_codes(features if reference is None else motion_to_features(reference)[0]))
             report(0)
-        style = torch.cat([c["style"] for c in codes])
-        groups = torch.cat([c["groups"] for c in codes])
-        passes = len(codes)
-        mix = torch.zeros(passes, features.shape[1], device=self.device)  # per-pass channel weights
+        mix = torch.zeros(len(codes), features.shape[1], device=self.device)  # per-pass channel weights
         for g, name in enumerate(GROUP_NAMES):
             if name in styled:
                 r = 1 + next(i for i, m in enumerate(references) if m is request.reference_for(name))
                 mix[r] += request.weight(name) * settings["guidance"] * self.masks[g]
+        # x0(own) + sum_r mix_r (x0_r - x0(own)) as one weighted sum over the passes, evaluating only
+        # the passes it uses: at weight 1 everywhere the own pass drops out, halving the work
+        mix[0] = 1.0 - mix[1:].sum(0)
+        used = [p for p in range(len(codes)) if p == 0 and settings["residual"] or bool(mix[p].any())]
+        mix = mix[used]
+        style = torch.cat([codes[p]["style"] for p in used])
+        groups = torch.cat([codes[p]["groups"] for p in used])
+        passes = len(used)
 
         def sample_window(window: slice, noise: torch.Tensor, on_step) -> torch.Tensor:
             part = features[window]
@@ -216,8 +221,9 @@ class DiffusionStylizer:
                 x0 = self.denoiser(
                     x_t.expand(passes, -1, -1), t.expand(passes), content_code.expand(passes, -1, -1), style, groups
                 )
-                change["style"] = (mix[:, None, :] * (x0 - x0[:1])).sum(0, keepdim=True)
-                return x0[:1] + change["style"]
+                mixed = (mix[:, None, :] * x0).sum(0, keepdim=True)
+                change["style"] = mixed - x0[:1]  # used with residual, where pass 0 is the own one
+                return mixed
 
             source = self._normalise(part)[None]
             x0 = sampler.sample(denoise, source, settings["start"], on_step=on_step, noise=noise[:, window])
@@ -232,14 +238,15 @@ class DiffusionStylizer:
             out[window] += weight[:, None] * (x0[0] * self.std + self.mean).double().cpu().numpy()
             total[window] += weight
         report(len(windows) * steps)
+        path = features[:, PLANAR_VELOCITY.start : HEADING_VELOCITY.stop].copy()
+        del features, noise  # a long take's largest arrays, let go before the smoothing's copy
         out /= total[:, None]
         out[:, CONTACTS] = np.clip(out[:, CONTACTS], 0.0, 1.0)
         if settings["smooth"] > 0:
             motion = slice(0, CONTACTS.start)
             out[:, motion] = gaussian_filter1d(out[:, motion], settings["smooth"], axis=0, mode="nearest")
         if settings["keep_path"]:
-            _keep_path(out, features)
-        del features, noise
+            _keep_path(out, path)
         decoded = features_to_motion(out, start, content.skeleton)
         del out
         report(len(windows) * steps)
@@ -265,13 +272,15 @@ def sample_windows(frames: int) -> list[tuple[slice, np.ndarray]]:
     return windows
 
 
-def _keep_path(out: np.ndarray, source: np.ndarray) -> None:
+def _keep_path(out: np.ndarray, path: np.ndarray) -> None:
     """Give ``out`` (in place: a long take's features are not copied) the source's turning and
-    path direction, its planar speed scaled by one factor (the sampled mean speed over the source's)."""
+    path direction, its planar speed scaled by one factor (the sampled mean speed over the
+    source's). ``path``: the source's planar and heading velocity channels, (F, 3)."""
+    planar, heading = path[:, :2], path[:, 2:]
     speed_out = np.linalg.norm(out[:, PLANAR_VELOCITY], axis=-1).mean()
-    speed_src = np.linalg.norm(source[:, PLANAR_VELOCITY], axis=-1).mean()
+    speed_src = np.linalg.norm(planar, axis=-1).mean()
     # floored and capped as the statistics stylizer's ratios: a source that barely moves (a wave in
     # place) keeps its small drift instead of having its noise multiplied into a shake
     scale = float(_ratio(speed_out, speed_src, StatisticsStylizer.SPEED_FLOOR_CM, StatisticsStylizer.MAX_RATIO))
-    out[:, PLANAR_VELOCITY] = source[:, PLANAR_VELOCITY] * scale
-    out[:, HEADING_VELOCITY] = source[:, HEADING_VELOCITY]
+    out[:, PLANAR_VELOCITY] = planar * scale
+    out[:, HEADING_VELOCITY] = heading

@@ -20,6 +20,7 @@ import hashlib
 import importlib
 import json
 import os
+import signal
 import threading
 import time
 
@@ -356,16 +357,20 @@ def faults(mst, prefs, content, source, style, session, args) -> dict:
     os.chmod(garbage, 0o755)
     attempt("garbage", set_pref("runtime_python", garbage), set_pref("runtime_python", args.runtime))
 
-    def kill_soon():
-        def kill():
+    def signal_soon(number):
+        def send():
             time.sleep(1.5)
-            os.kill(session._client.pid, 9)
+            os.kill(session._client.pid, number)
 
-        threading.Thread(target=kill, daemon=True).start()
+        return lambda: threading.Thread(target=send, daemon=True).start()
 
-    attempt("killed", kill_soon, options={"step_delay": 1.0})
+    attempt("killed", signal_soon(signal.SIGKILL), options={"step_delay": 1.0})
+    # 6 s between progress messages: heartbeats (every 2 s) keep a working server alive past the
+    # 5 s timeout (the preference's least); a stopped one (alive, silent: hung) is killed
     prefs.timeout = 5.0
-    attempt("hung", None, set_pref("timeout", 60.0), options={"step_delay": 8.0})
+    attempt("slow", None, options={"step_delay": 6.0})
+    attempt("hung", signal_soon(signal.SIGSTOP), options={"step_delay": 6.0})
+    prefs.timeout = 60.0
 
     # the operator's own error path: a clear report and nothing changed
     prefs.runtime_python = "/nonexistent/bin/python3"
