@@ -18,7 +18,6 @@ import sys
 
 from .stylize.loading import SHIPPED_CONFIG
 
-
 # Style weights, as the add-on's sliders allow them: 0 keeps the source, above 1 exaggerates.
 MAX_WEIGHT = 4.0
 

@@ -34,8 +34,8 @@ from .ops.contacts import CONTACT_HEIGHT_MARGIN_CM
 from .ops.features import FEATURE_FPS
 from .ops.resample import resample, sample_frames
 from .ops.rotations import quat_conj, quat_mul
-from .retarget.presets import canonical_rig
 from .retarget.matching import check_sides
+from .retarget.presets import canonical_rig
 from .retarget.retarget import check_rig, detached_bones, place_detached, retarget
 from .retarget.rig import Rig, RigError
 from .stylize.loading import stylizer_by_name
@@ -170,7 +170,10 @@ class CleanupSettings:
         if not isinstance(enabled, (bool, int, float, np.bool_)) or enabled not in (0, 1):
             raise RequestError(f"option foot_cleanup must be true or false, got {enabled!r}")
         values = {}
-        for key, default in (("contact_height", CONTACT_HEIGHT_MARGIN_CM), ("contact_speed", CLEANUP_CONTACT_SPEED_CM_PER_S)):
+        for key, default in (
+            ("contact_height", CONTACT_HEIGHT_MARGIN_CM),
+            ("contact_speed", CLEANUP_CONTACT_SPEED_CM_PER_S),
+        ):
             value = options.pop(key, default)
             try:
                 values[key] = float(value)
@@ -322,7 +325,13 @@ def _gib(n: float) -> str:
 
 
 def _span(seconds: float) -> str:
-    return f"{seconds:.3g} s" if seconds < 120 else f"{seconds / 60:.3g} min" if seconds < 7200 else f"{seconds / 3600:.3g} h"
+    return (
+        f"{seconds:.3g} s"
+        if seconds < 120
+        else f"{seconds / 60:.3g} min"
+        if seconds < 7200
+        else f"{seconds / 3600:.3g} h"
+    )
 
 
 def motion_footprint(frames: int, joints: int, fps: float, stylizer: str = "") -> tuple[float, float]:
@@ -373,9 +382,12 @@ def check_request(header: dict, arrays: dict, stylizer: str = "", max_bytes: int
         check_duration(f"motion {key!r}", frames, meta["fps"])
         total += need
         figures.append(
-            (need, f"motion {key!r}: {frames} frames of {joints} bones at {meta['fps']:g} fps "
-             f"({_span((frames - 1) / meta['fps'])}), {frames30:.0f} frames at the pipeline's {FEATURE_FPS:g} fps, "
-             f"about {_gib(need)}")
+            (
+                need,
+                f"motion {key!r}: {frames} frames of {joints} bones at {meta['fps']:g} fps "
+                f"({_span((frames - 1) / meta['fps'])}), {frames30:.0f} frames at the pipeline's {FEATURE_FPS:g} fps, "
+                f"about {_gib(need)}",
+            )
         )
     if total > max_bytes:
         listed = "; ".join(text for _, text in sorted(figures, reverse=True))

@@ -243,9 +243,11 @@ class Server:
             if kind == "stylize":
                 try:
                     self.run_stylize(header, arrays)
-                except Exception as e:  # noqa: BLE001  a bug outside the job's own handler: answer, go on
+                except Exception as e:
                     self.log.exception("handling stylize %r failed", header.get("id"))
-                    self.send_error("internal", f"internal error: {type(e).__name__}: {e}", request_id=_reply_id(header))
+                    self.send_error(
+                        "internal", f"internal error: {type(e).__name__}: {e}", request_id=_reply_id(header)
+                    )
 
     def heartbeats(self, rid, stop) -> None:
         """Until ``stop`` is set: a heartbeat for job ``rid`` whenever nothing was written for
@@ -291,7 +293,9 @@ class Server:
             message = f"internal error (stylizer {self.stylizer_name!r}): {type(e).__name__}: {e}"
             self.send_error("internal", message, traceback.format_exc(), rid)
         else:
-            self.send({"type": "result", "id": rid, "fps": result.fps}, {"rotations": rotations, "translations": translations})
+            self.send(
+                {"type": "result", "id": rid, "fps": result.fps}, {"rotations": rotations, "translations": translations}
+            )
         finally:
             stop.set()
             beat.join()
@@ -304,6 +308,7 @@ class Server:
 
         check_request(header, arrays, self.stylizer_name, self.max_request_bytes or MAX_REQUEST_BYTES)
         content, reference, groups = motions_from_message(header, arrays)
+        arrays.clear()  # the wire's float32 buffers: the motions hold float64 copies (a long take's MBs)
         return stylize_rig_motion(content, reference, groups, header.get("weights", {}), options, self.stylizer, job)
 
 

@@ -200,7 +200,12 @@ def test_failed_write_leaves_the_old_output(inputs, tmp_path):
 
     r = subprocess.run(
         [sys.executable, "-m", "core", "stylize", str(content), str(style), "-o", str(out), "--stylizer", "identity"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, preexec_fn=limit, check=False,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit,
+        check=False,
     )
     assert r.returncode == 2 and f"cannot write {out}" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert out.read_bytes() == b"previous result"
@@ -223,8 +228,11 @@ def _swap_sides(text: str) -> str:
     return re.sub(r"_[LR](?=\b|_)|Left|Right", lambda m: swap[m.group(0)], text)
 
 
-SIDED_CLIPS = [bandai_clip(CONTENT), bandai_clip("dataset-2_wave-right-hand_active_020.bvh.gz"),
-               DATA_ROOT / "motion" / "cmu_iclone_ccbase" / "002_01.bvh.gz"]
+SIDED_CLIPS = [
+    bandai_clip(CONTENT),
+    bandai_clip("dataset-2_wave-right-hand_active_020.bvh.gz"),
+    DATA_ROOT / "motion" / "cmu_iclone_ccbase" / "002_01.bvh.gz",
+]
 
 
 @pytest.mark.parametrize("path", SIDED_CLIPS, ids=lambda p: p.name)
@@ -249,7 +257,7 @@ def test_sides_swapped_input_is_refused(inputs, tmp_path, capsys):
 
 def test_the_runtime_refuses_a_swapped_rig_in_every_role(inputs):
     """The server and the add-on go through stylize_rig_motion: the check is there, not in the CLI."""
-    content, style, _ = inputs
+    content = inputs[0]
     good, bad = read_bvh(content), parse_bvh(_swap_sides(content.read_text()))
     good, bad = RigMotion(rig_for_skeleton(good.skeleton), good), RigMotion(rig_for_skeleton(bad.skeleton), bad)
     for args, groups, role in (

@@ -18,7 +18,7 @@ from core.server import Server
 from tools.fuzz_server import MAX_RSS_BYTES, Generator, Session, _frame, run
 
 sys.path.insert(0, str(REPO_ROOT / "blender_addon"))  # the client as a plain module (no bpy package)
-import client as C  # noqa: E402
+import client as C
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,9 @@ def test_a_request_over_the_memory_bound_is_refused_naming_the_largest_motion_fi
         message = reply["message"]
         assert reply["kind"] == "bad_request" and message.startswith("RequestError: request too large"), reply
         assert "over the server's 100.0 MiB" in message
-        figures = "motion 'reference': 60 frames of 22 bones at 0.05 fps (19.7 min), 35401 frames at the pipeline's 30 fps"
+        figures = (
+            "motion 'reference': 60 frames of 22 bones at 0.05 fps (19.7 min), 35401 frames at the pipeline's 30 fps"
+        )
         assert message.index("motion '") == message.index(figures)
     finally:
         assert small.close() == 0
@@ -99,7 +101,10 @@ def test_a_rate_outside_the_protocol_range_is_refused_with_the_request_id(sessio
     [
         (lambda h, a: h.update(weights={"left_arm": 1e300}), "group weights must be numbers in [0, 10]"),
         (lambda h, a: h.update(weights={"root": 10.5}), "group weights must be numbers in [0, 10]"),
-        (lambda h, a: a.update({"content.translations": a["content.translations"] * 1e30}), "motion 'content': translations"),
+        (
+            lambda h, a: a.update({"content.translations": a["content.translations"] * 1e30}),
+            "motion 'content': translations",
+        ),
         (lambda h, a: h["motions"]["reference"]["rig"]["skeleton"]["offsets"][3].__setitem__(0, 1e300), "rest offsets"),
         (lambda h, a: h["motions"]["content"]["rig"].update(rest_rotations=[[0, 0, 0, 0]] * 22), "rest_rotations"),
     ],

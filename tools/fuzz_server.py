@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import queue
 import struct
 import subprocess
@@ -81,7 +80,11 @@ class Generator:
         return rotations, translations
 
     def frames(self) -> int:
-        return int(np.exp(self.rng.uniform(0, np.log(600)))) if self.rng.random() < 0.9 else int(self.rng.integers(600, 4000))
+        return (
+            int(np.exp(self.rng.uniform(0, np.log(600))))
+            if self.rng.random() < 0.9
+            else int(self.rng.integers(600, 4000))
+        )
 
     def fps(self) -> float:
         r = self.rng.random()
@@ -175,7 +178,9 @@ class Generator:
         return "weights"
 
     def fault_options(self, header, arrays):
-        key = str(self.rng.choice(["foot_cleanup", "contact_height", "contact_speed", "steps", "seed", "zz", "step_delay"]))
+        key = str(
+            self.rng.choice(["foot_cleanup", "contact_height", "contact_speed", "steps", "seed", "zz", "step_delay"])
+        )
         header["options"] = {key: self._odd() if key != "step_delay" else float(self.rng.choice([-1.0, 0.0, 0.01]))}
         return "options"
 
@@ -202,7 +207,9 @@ class Generator:
         elif r == 4:
             rig["up_axis"] = self._odd()
         elif r == 5:
-            rig["rest_rotations"] = self._pick([[[0, 0, 0, 0]] * self.joints, [[1, 0, 0, 0]], [[1e300, 0, 0, 0]] * self.joints])
+            rig["rest_rotations"] = self._pick(
+                [[[0, 0, 0, 0]] * self.joints, [[1, 0, 0, 0]], [[1e300, 0, 0, 0]] * self.joints]
+            )
         elif r == 6:
             rig["floor"] = self._odd()
         elif r == 7:
@@ -237,7 +244,10 @@ class Session:
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "core.server", "--device", "cpu", "--log-level", "ERROR", *args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, cwd=REPO_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            cwd=REPO_ROOT,
         )
         self.replies: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -325,9 +335,15 @@ def run(count: int, seed: int = 0, server_args=(), progress=None) -> dict:
         except OSError:
             code = session.proc.wait(30)
     return {
-        "requests": count, "answered": sum(kinds.values()), "kinds": dict(kinds), "faults": dict(labels),
-        "peak_rss_mb": round(peak / 1e6, 1), "wall_s": round(time.perf_counter() - start, 1),
-        "slowest_s": round(slowest[0], 2), "slowest": slowest[1], "exit": code,
+        "requests": count,
+        "answered": sum(kinds.values()),
+        "kinds": dict(kinds),
+        "faults": dict(labels),
+        "peak_rss_mb": round(peak / 1e6, 1),
+        "wall_s": round(time.perf_counter() - start, 1),
+        "slowest_s": round(slowest[0], 2),
+        "slowest": slowest[1],
+        "exit": code,
     }
 
 

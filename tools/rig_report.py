@@ -61,7 +61,9 @@ def table(measured: dict) -> str:
     for group in ("conventions", "transforms"):
         for name, e in measured.get(group, {}).items():
             label = f"{group[:-1]}: {name}"
-            lines.append(_row(label, "", e) if "exception" not in e else f"| {label} | failed: see rigs.json | | | | | | | | | |")
+            lines.append(
+                _row(label, "", e) if "exception" not in e else f"| {label} | failed: see rigs.json | | | | | | | | | |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -211,7 +211,12 @@ def evaluate(
         "seconds": time.perf_counter() - started,
         "rows": rows,
     }
-    artefacts = {"pairs": pairs, "motions": motions, "outputs": outputs, "labels": (style_judge.labels, content_judge.labels)}
+    artefacts = {
+        "pairs": pairs,
+        "motions": motions,
+        "outputs": outputs,
+        "labels": (style_judge.labels, content_judge.labels),
+    }
     return report, artefacts
 
 
@@ -264,7 +269,9 @@ def _summarise(rows: list[dict], fmd: float) -> dict:
     full = [r for r in rows if r["variant"] == "full"]
 
     def share(subset, judged, target):
-        return measures.recognition_accuracy([r[judged] for r in subset], [r[target] for r in subset]) if subset else None
+        return (
+            measures.recognition_accuracy([r[judged] for r in subset], [r[target] for r in subset]) if subset else None
+        )
 
     zero = [r["zero_weight_rotation_rad"] for r in rows if "zero_weight_rotation_rad" in r]
     zero_root = [r["zero_weight_root_cm"] for r in rows if "zero_weight_root_cm" in r]
@@ -336,7 +343,7 @@ def write_report(report: dict, artefacts: dict, out_dir: Path) -> None:
         + f"Foot-contact cleanup stage: {'on' if report.get('cleanup') else 'off'}.\n\n"
         + summary_table([report])
         + f"\n\nOver all pairs, body-group variants included: SRA {s['sra_all_pairs']:.2f}, CRA {s['cra_all_pairs']:.2f}."
-        f" Zero-weight pairs: {s['zero_weight_pairs']}.\n\n| target style | SRA |\n|---|---|\n{per_style}\n"
+        f" Zero-weight pairs: {s['zero_weight_pairs']}.\n\n| target style | SRA |\n|---|---|\n{per_style}\n",
     )
     _plot(report, artefacts, out_dir)
 
@@ -351,8 +358,15 @@ def _plot(report: dict, artefacts: dict, out_dir: Path) -> None:
         ("content", "judged_content", "source_content", content_labels),
     ):
         matrix, _ = measures.confusion_matrix([r[judged] for r in rows], [r[target] for r in rows], labels)
-        plot_confusion(matrix, labels, out_dir / f"confusion_{kind}.png", f"{report['stylizer']} · {report['set']}: {kind} judge on outputs")
-    _plot_sra_bars(report["summary"]["sra_per_style"], out_dir / "sra_per_style.png", f"{report['stylizer']} · {report['set']}")
+        plot_confusion(
+            matrix,
+            labels,
+            out_dir / f"confusion_{kind}.png",
+            f"{report['stylizer']} · {report['set']}: {kind} judge on outputs",
+        )
+    _plot_sra_bars(
+        report["summary"]["sra_per_style"], out_dir / "sra_per_style.png", f"{report['stylizer']} · {report['set']}"
+    )
     full = [i for i, r in enumerate(rows) if r["variant"] == "full"][:STRIP_PAIRS]
     for k, i in enumerate(full):
         pair, motions = artefacts["pairs"][i], artefacts["motions"]
@@ -399,10 +413,14 @@ def main(argv=None) -> int:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--stylizer", choices=STYLIZER_NAMES)
     which.add_argument("--config", type=Path, help="a model config (JSON): evaluate the stylizer it describes")
-    parser.add_argument("--name", help="the report's stylizer name (default: the stylizer's own); reports/<set>/<name>/")
+    parser.add_argument(
+        "--name", help="the report's stylizer name (default: the stylizer's own); reports/<set>/<name>/"
+    )
     parser.add_argument("--set", choices=SETS, dest="set_name")
     parser.add_argument("--limit", type=int, help="only the first N pairs (a quick look; not for reports)")
-    parser.add_argument("--cleanup", action="store_true", help="run the product's foot-contact cleanup stage on each output")
+    parser.add_argument(
+        "--cleanup", action="store_true", help="run the product's foot-contact cleanup stage on each output"
+    )
     parser.add_argument("--device", default="cpu", help="device of a model config's stylizer (default cpu)")
     parser.add_argument(
         "--split", default="test", choices=("test", "val"), help="val: pairs of the validation split, for tuning"

@@ -219,8 +219,22 @@ def _build_clip(pos, parents, names, fps, title, ground) -> _Clip:
     if ground is None:
         ground = float(body[..., 1].min())
     forward, travels = _forward(body, pos[:, pelvis], [sides[k] for k in drawn] if names else None)
-    return _Clip(pos, tuple(parents), names, fps, title, float(ground), pelvis, bones, drawn, head, neck,
-                 head_radius, forward, travels)
+    return _Clip(
+        pos,
+        tuple(parents),
+        names,
+        fps,
+        title,
+        float(ground),
+        pelvis,
+        bones,
+        drawn,
+        head,
+        neck,
+        head_radius,
+        forward,
+        travels,
+    )
 
 
 def _forward(body, pelvis_path, sides) -> tuple[np.ndarray, bool]:
@@ -408,17 +422,42 @@ def _legend(fig, clips, y: float, fontsize: float):
     sided = any(side for clip in clips for *_, side in clip.bones)
     handles = []
     if sided:
-        handles += [Line2D([], [], color=LEFT_COLOR, lw=3, label="left side"),
-                    Line2D([], [], color=RIGHT_COLOR, lw=3, label="right side")]
-    handles += [Line2D([], [], color=CENTRE_COLOR, lw=3, label="spine / head" if sided else "bones"),
-                Line2D([], [], color=PATH_COLOR, lw=1, ls=(0, (2, 2)), label="pelvis path")]
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, y), ncol=len(handles), frameon=False,
-               fontsize=fontsize, handlelength=1.6, columnspacing=1.2)
+        handles += [
+            Line2D([], [], color=LEFT_COLOR, lw=3, label="left side"),
+            Line2D([], [], color=RIGHT_COLOR, lw=3, label="right side"),
+        ]
+    handles += [
+        Line2D([], [], color=CENTRE_COLOR, lw=3, label="spine / head" if sided else "bones"),
+        Line2D([], [], color=PATH_COLOR, lw=1, ls=(0, (2, 2)), label="pelvis path"),
+    ]
+    fig.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, y),
+        ncol=len(handles),
+        frameon=False,
+        fontsize=fontsize,
+        handlelength=1.6,
+        columnspacing=1.2,
+    )
 
 
-def stick_figure_strip(motions_or_positions, parents=None, path="strip.png", frames: int = 8, titles=None, *,
-                       names=None, fps: float | None = None, view: str = "auto", up: str = "y", units: str = "cm",
-                       ground: float | None = 0.0, grid: float | None = None, dpi: int = 100) -> Path:
+def stick_figure_strip(
+    motions_or_positions,
+    parents=None,
+    path="strip.png",
+    frames: int = 8,
+    titles=None,
+    *,
+    names=None,
+    fps: float | None = None,
+    view: str = "auto",
+    up: str = "y",
+    units: str = "cm",
+    ground: float | None = 0.0,
+    grid: float | None = None,
+    dpi: int = 100,
+) -> Path:
     """Write a PNG with one row of stick figures per clip (two per clip for ``view="both"``) at
     ``frames`` evenly spaced times, all at one scale. Returns the path.
 
@@ -443,22 +482,35 @@ def stick_figure_strip(motions_or_positions, parents=None, path="strip.png", fra
     fig_h = legend_h + len(rows) * row_h
     fig = _new_figure(fig_w, fig_h, dpi)
     try:
-        lw = max(1.2, min(2.6, 14.0 / frames ** 0.5))
+        lw = max(1.2, min(2.6, 14.0 / frames**0.5))
         slot = (fig_w - left_in - right_in) / frames
         for r, (clip, v) in enumerate(rows):
             top = fig_h - legend_h - r * row_h  # inches from the bottom
             axes_bottom = top - title_h - label_h - panel_h
             idx = np.unique(np.linspace(0, clip.num_frames - 1, frames).round().astype(int))
             view_label = "side view" if v == "side" else "oblique view"
-            fig.text(left_in / fig_w, (top - 0.04) / fig_h, clip.title,
-                     fontsize=11, fontweight="bold", va="top", ha="left")
-            fig.text(1 - right_in / fig_w, (top - 0.06) / fig_h,
-                     f"{view_label} · {clip.duration:.1f} s, {clip.num_frames} frame{'s' * (clip.num_frames != 1)} "
-                     f"at {clip.fps:g} fps",
-                     fontsize=9, va="top", ha="right", color="#555555")
+            fig.text(
+                left_in / fig_w, (top - 0.04) / fig_h, clip.title, fontsize=11, fontweight="bold", va="top", ha="left"
+            )
+            fig.text(
+                1 - right_in / fig_w,
+                (top - 0.06) / fig_h,
+                f"{view_label} · {clip.duration:.1f} s, {clip.num_frames} frame{'s' * (clip.num_frames != 1)} "
+                f"at {clip.fps:g} fps",
+                fontsize=9,
+                va="top",
+                ha="right",
+                color="#555555",
+            )
             for k, f in enumerate(idx):
-                ax = fig.add_axes(((left_in + k * slot + 0.015 * slot) / fig_w, axes_bottom / fig_h,
-                                   0.97 * slot / fig_w, panel_h / fig_h))
+                ax = fig.add_axes(
+                    (
+                        (left_in + k * slot + 0.015 * slot) / fig_w,
+                        axes_bottom / fig_h,
+                        0.97 * slot / fig_w,
+                        panel_h / fig_h,
+                    )
+                )
                 fig_artist = _Figure(ax, clip, v, fr, lw)
                 fig_artist.update(int(f))
                 fig_artist.frame_on(*fig_artist.target(int(f)))
@@ -475,8 +527,15 @@ def stick_figure_strip(motions_or_positions, parents=None, path="strip.png", fra
                     ax.set_yticks([])
                     ax.spines["left"].set_visible(False)
         _legend(fig, clips, 1 - 0.02 / fig_h, 9)
-        fig.text(0.5, 1 - 0.32 / fig_h, f"ground marks every {fr.grid:g} {units}; all panels at one scale",
-                 fontsize=8, color="#666666", ha="center", va="top")
+        fig.text(
+            0.5,
+            1 - 0.32 / fig_h,
+            f"ground marks every {fr.grid:g} {units}; all panels at one scale",
+            fontsize=8,
+            color="#666666",
+            ha="center",
+            va="top",
+        )
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with replacing(path) as temp:
@@ -509,10 +568,23 @@ def _smooth(x: np.ndarray, window: int) -> np.ndarray:
     return np.stack([np.convolve(padded[:, i], kernel, mode="valid")[: len(x)] for i in range(x.shape[1])], 1)
 
 
-def animate_gif(motions_or_positions, parents=None, path="clip.gif", fps: float = 15, titles=None, *,
-                names=None, source_fps: float | None = None, view: str = "auto", up: str = "y",
-                units: str = "cm", ground: float | None = 0.0, grid: float | None = None,
-                panel_height_px: int = 260, colors: int = 48) -> Path:
+def animate_gif(
+    motions_or_positions,
+    parents=None,
+    path="clip.gif",
+    fps: float = 15,
+    titles=None,
+    *,
+    names=None,
+    source_fps: float | None = None,
+    view: str = "auto",
+    up: str = "y",
+    units: str = "cm",
+    ground: float | None = 0.0,
+    grid: float | None = None,
+    panel_height_px: int = 260,
+    colors: int = 48,
+) -> Path:
     """Write an animated GIF of one or more clips side by side, played in real time at ``fps``
     frames per second, the camera following each pelvis. Shorter clips hold their last pose.
     ``source_fps`` is the frame rate of position arrays (Motions carry theirs). Returns the path."""
@@ -549,8 +621,9 @@ def animate_gif(motions_or_positions, parents=None, path="clip.gif", fps: float 
             t = np.array([a.target(int(f)) for f in range(clip.num_frames)])
             targets.append(_smooth(t, max(1, round(clip.fps))))
             size = float(np.clip(panel_w * dpi / (0.6 * max(len(clip.title), 1)), 7, 10))
-            fig.text((i + 0.5) / n, 1 - 0.05 / fig_h, clip.title, fontsize=size, fontweight="bold", ha="center",
-                     va="top")
+            fig.text(
+                (i + 0.5) / n, 1 - 0.05 / fig_h, clip.title, fontsize=size, fontweight="bold", ha="center", va="top"
+            )
         _legend(fig, clips, (legend_h + clock_h) / fig_h, 8)
         clock = fig.text(0.02, 0.05 / fig_h, "", fontsize=9, ha="left", va="bottom", color="#333333")
         views = sorted({v for _, v in rows})
@@ -580,14 +653,21 @@ def animate_gif(motions_or_positions, parents=None, path="clip.gif", fps: float 
     palette = sheet.quantize(colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     background = int(np.bincount(np.asarray(palette).ravel()).argmax())
     entries = palette.getpalette()
-    entries[3 * background: 3 * background + 3] = [255, 255, 255]
+    entries[3 * background : 3 * background + 3] = [255, 255, 255]
     palette.putpalette(entries)
     frames_p = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with replacing(path) as temp:
-        frames_p[0].save(temp, save_all=True, append_images=frames_p[1:], duration=_frame_durations_ms(count, fps),
-                         loop=0, optimize=False, disposal=1)
+        frames_p[0].save(
+            temp,
+            save_all=True,
+            append_images=frames_p[1:],
+            duration=_frame_durations_ms(count, fps),
+            loop=0,
+            optimize=False,
+            disposal=1,
+        )
     return path
 
 

@@ -202,7 +202,9 @@ def _parse_motion(lines: _Lines, skeleton: Skeleton) -> Motion:
         raise BVHError(path, lineno, f"frame time must be positive, got {value!r}")
     if not 1.0 / MAX_FPS <= frame_time <= 1.0 / MIN_FPS:  # compared as times: 1 / 1e-320 overflows
         raise BVHError(
-            path, lineno, f"Frame Time {value} is seconds per frame, a rate outside {MIN_FPS:g}-{MAX_FPS:g} fps "
+            path,
+            lineno,
+            f"Frame Time {value} is seconds per frame, a rate outside {MIN_FPS:g}-{MAX_FPS:g} fps "
             "(30 fps is Frame Time: 0.0333333)",
         )
 

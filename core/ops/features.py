@@ -49,6 +49,7 @@ FEATURE_DIM = CONTACTS.stop
 # intermediates, several KB a frame) stay bounded; the conversion is per frame, so nothing changes.
 ROTATION_CHUNK = 8192
 
+
 def _check_canonical(motion: Motion) -> None:
     if motion.skeleton.names != JOINT_NAMES:
         raise ValueError(
@@ -183,4 +184,3 @@ def features_to_motion(features: np.ndarray, start=None, skeleton: Skeleton | No
     positions[:, skeleton.index(PLACEMENT_ROOT)] = 0.0
     positions[:, skeleton.index(PELVIS)] = pelvis_pos
     return motion
-

@@ -85,6 +85,7 @@ class MappingResult:
 
 # --- names ------------------------------------------------------------------------------------------
 
+
 def _parse(name: str) -> tuple[int, str | None, list[str], tuple[int, ...]] | None:
     """(prefix rank, side, words, numbers) of a bone name, or None for a helper bone (an MCH- style
     prefix, or a leading underscore: MakeHuman's ``__UpLeg_L`` sits before ``UpLeg_L``)."""
@@ -153,8 +154,9 @@ class _Names:
         preferred synonym, lowest numbers (upperleg01 before upperleg02), nearest the root."""
         keys = _ROLE_KEYS[role] if keys is None else keys
         found = [j for j, (_, s, key, _) in self.parsed.items() if s == side and key in keys]
-        return sorted(found, key=lambda j: (self.parsed[j][0], keys.index(self.parsed[j][2]),
-                                            self.parsed[j][3], self.depth[j]))
+        return sorted(
+            found, key=lambda j: (self.parsed[j][0], keys.index(self.parsed[j][2]), self.parsed[j][3], self.depth[j])
+        )
 
     def key(self, bone: int) -> str | None:
         return self.parsed[bone][2] if bone in self.parsed else None
@@ -179,6 +181,7 @@ def _limb_roles(names: _Names, side: str) -> dict[str, list[int]]:
 
 
 # --- the body ---------------------------------------------------------------------------------------
+
 
 @dataclass
 class _Body:
@@ -343,6 +346,7 @@ def _head(names: _Names, body: _Body, chest: int | None) -> int | None:
 
 # --- structure --------------------------------------------------------------------------------------
 
+
 def _branches(body: _Body, joint: int, reach: float, origin: int | None = None) -> list[int]:
     """Child subtrees of ``joint`` reaching ``reach`` or farther from ``origin`` (the joint itself by
     default); a child next to the origin that forks again (a pelvis bone holding both legs beside the
@@ -381,8 +385,11 @@ def _limb(body: _Body, start: int) -> list[int | None] | None:
 def _detached_end(body: _Body, upper: int, lower: int) -> list[int]:
     """The main path of the bone outside the limb (neither below nor above it) that starts where its
     lower bone ends, the nearest one if several do."""
-    ends = [b for b in range(len(body.pos))
-            if body.ends_chain(upper, lower, b) and not body.is_below(b, upper) and not body.is_below(upper, b)]
+    ends = [
+        b
+        for b in range(len(body.pos))
+        if body.ends_chain(upper, lower, b) and not body.is_below(b, upper) and not body.is_below(upper, b)
+    ]
     return body.main_path(min(ends, key=lambda b: np.linalg.norm(body.pos[b] - body.pos[lower]))) if ends else []
 
 
@@ -453,8 +460,10 @@ def _sided(body, names, pelvis, legs, upper):
         neck = body.first_apart(chest, out["Head"])
         if neck is not None:
             out["Neck"] = neck
-    for roles, pair in ((("Shoulder", "UpperArm", "LowerArm", "Hand", None), arms),
-                        ((None, "UpperLeg", "LowerLeg", "Foot", "Toes"), legs)):
+    for roles, pair in (
+        (("Shoulder", "UpperArm", "LowerArm", "Hand", None), arms),
+        ((None, "UpperLeg", "LowerLeg", "Foot", "Toes"), legs),
+    ):
         left, note = _left_first(body, names, pair, up, forward)
         notes += [note] if note else []
         for side, limb in zip("LR", left):
@@ -475,12 +484,15 @@ def _left_first(body, names, pair, up, forward):
     if np.linalg.norm(forward) > 1e-6 * body.size and abs(across @ left) > 1e-6 * body.size:
         return (pair if across @ left > 0 else pair[::-1]), None
     axis = int(np.argmax(np.abs(across)))
-    note = (f"no name or foot shows which of {body.skeleton.names[pair[0][1]]!r} and "
-            f"{body.skeleton.names[pair[1][1]]!r} is on the left: the one along +{'XYZ'[axis]} was taken")
+    note = (
+        f"no name or foot shows which of {body.skeleton.names[pair[0][1]]!r} and "
+        f"{body.skeleton.names[pair[1][1]]!r} is on the left: the one along +{'XYZ'[axis]} was taken"
+    )
     return (pair if across[axis] > 0 else pair[::-1]), note
 
 
 # --- entry points -----------------------------------------------------------------------------------
+
 
 def detect_mapping(skeleton: Skeleton) -> MappingResult:
     """The canonical joint -> bone mapping of a skeleton and how each joint was found: a preset whose
@@ -520,8 +532,12 @@ def _how(names: _Names, joint: str, bone: int) -> str:
 def _result(skeleton, preset, mapping, found_by, detached, notes) -> MappingResult:
     used = set(mapping.values())
     return MappingResult(
-        preset, mapping, {j: found_by[j] for j in mapping}, [n for n in skeleton.names if n not in used],
-        [j for j in detached if j in mapping], notes,
+        preset,
+        mapping,
+        {j: found_by[j] for j in mapping},
+        [n for n in skeleton.names if n not in used],
+        [j for j in detached if j in mapping],
+        notes,
     )
 
 

@@ -212,8 +212,7 @@ class DiffusionStylizer:
         groups = torch.cat([codes[p]["groups"] for p in used])
         passes = len(used)
 
-        def sample_window(window: slice, noise: torch.Tensor, on_step) -> torch.Tensor:
-            part = features[window]
+        def sample_window(part: np.ndarray, noise: torch.Tensor, on_step) -> torch.Tensor:
             content_code = torch.from_numpy(self.encoders.encode(part[None])["content"]).to(self.device)
             change = {}
 
@@ -226,7 +225,7 @@ class DiffusionStylizer:
                 return mixed
 
             source = self._normalise(part)[None]
-            x0 = sampler.sample(denoise, source, settings["start"], on_step=on_step, noise=noise[:, window])
+            x0 = sampler.sample(denoise, source, settings["start"], on_step=on_step, noise=noise)
             return source + change["style"] if settings["residual"] else x0
 
         generator = torch.Generator().manual_seed(settings["seed"])
@@ -234,7 +233,7 @@ class DiffusionStylizer:
         out = np.zeros(features.shape)
         total = np.zeros(len(features))
         for w, (window, weight) in enumerate(windows):
-            x0 = sample_window(window, noise, lambda i, _, done=w * steps: report(done + i))
+            x0 = sample_window(features[window], noise[:, window], lambda i, _, done=w * steps: report(done + i))
             out[window] += weight[:, None] * (x0[0] * self.std + self.mean).double().cpu().numpy()
             total[window] += weight
         report(len(windows) * steps)
