@@ -93,7 +93,7 @@ def child(frames: int, cancel: bool, threads: int) -> dict:
     return {
         "frames": frames,
         "seconds": seconds,
-        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # KiB on Linux: MiB
         "cancel": latencies,
     }
 
@@ -119,7 +119,7 @@ def measure(frames: int, runs: int, threads: int) -> dict:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| frames | median time (s) | exponent vs previous | peak RSS (MB) | worst cancel latency (s) |",
+        "| frames | median time (s) | exponent vs previous | peak RSS (MiB) | worst cancel latency (s) |",
         "|---:|---:|---:|---:|---:|",
     ]
     for i, row in enumerate(rows):
