@@ -122,6 +122,7 @@ class Server:
         self._threading = threading
         self.heartbeat = float(heartbeat)
         self.max_request_bytes = max_request_bytes
+        self.waiting_bytes = 0  # array bytes of the stylize requests read and not yet started
         self.last_write = 0.0  # time.monotonic() of the last frame written
 
     # --- output ---------------------------------------------------------------------------
@@ -184,12 +185,33 @@ class Server:
                     self.cancel_upto = self.seq
                 self.queue.put(("shutdown", header, None))
                 return
-            if kind == "stylize":
-                with self.cancel_lock:
-                    self.seq += 1
-                    header["_seq"] = self.seq
-                    self.pending[self.seq] = header["id"]
+            if kind == "stylize" and not self.admit(header, arrays):
+                continue
             self.queue.put((kind, header, arrays))
+
+    def admit(self, header: dict, arrays: dict) -> bool:
+        """Number a stylize request and count its bytes as waiting; or, when the requests already
+        waiting would pass the request budget with it, refuse it at once: a client that sends
+        faster than the server works must not grow the server's memory without bound."""
+        from .runtime import MAX_REQUEST_BYTES
+
+        size = sum(a.nbytes for a in arrays.values())
+        limit = self.max_request_bytes or MAX_REQUEST_BYTES
+        with self.cancel_lock:
+            waiting = self.waiting_bytes
+            if waiting + size <= limit:
+                self.waiting_bytes += size
+                self.seq += 1
+                header["_seq"], header["_bytes"] = self.seq, size
+                self.pending[self.seq] = header["id"]
+                return True
+        self.send_error(
+            "bad_request",
+            f"the server already holds {waiting / (1 << 20):.1f} MiB of waiting requests; this one "
+            f"({size / (1 << 20):.1f} MiB) would pass its {limit / (1 << 20):.0f} MiB: send it when a result arrives",
+            request_id=header.get("id"),
+        )
+        return False
 
     # --- main loop ------------------------------------------------------------------------
 
@@ -199,6 +221,9 @@ class Server:
         thread.start()
         while True:
             kind, header, arrays = self.queue.get()
+            if kind == "stylize":
+                with self.cancel_lock:
+                    self.waiting_bytes -= header.pop("_bytes")
             if kind in ("closed", "shutdown"):
                 self.log.info("%s: exiting", kind)
                 return EXIT_CONFIG if self.config_error is not None else EXIT_OK

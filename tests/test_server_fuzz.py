@@ -164,3 +164,28 @@ def test_heartbeats_keep_a_slow_healthy_job_alive_past_the_client_timeout(tmp_pa
             time.sleep(0.02)
         assert [h["type"] for h, _ in seen][-1] == "result" and {h["type"] for h, _ in seen} == {"progress", "result"}
         assert seen[-1][1]["rotations"].shape == (60, 22, 4)
+
+
+def test_requests_sent_faster_than_served_are_refused_past_the_budget_not_queued():
+    """A client that floods the server: what waits is bounded by the request budget; the request
+    that would pass it is refused at once, the others still run."""
+    s = Session("--stylizer", "statistics", "--max-request-mb", "40")
+    try:
+        slow, slow_arrays = _request()
+        slow["id"], slow["options"] = "slow", {"step_delay": 1.0}
+        big, big_arrays = _request(frames=30_000)  # 30,000 frames x 22 bones x 7 float32: 18.5 MB a motion
+        frames = [_frame(slow, slow_arrays)]
+        for rid in ("queued", "refused"):
+            frames.append(_frame(dict(big, id=rid), big_arrays))
+        for frame in frames:
+            s.proc.stdin.write(frame)
+        s.proc.stdin.flush()
+        first, _ = s.final(30.0)
+        assert first["id"] == "refused" and first["kind"] == "bad_request", first
+        assert "MiB of waiting requests" in first["message"] and "send it when a result arrives" in first["message"]
+        second, _ = s.final(30.0)
+        assert second["id"] == "slow" and second["type"] == "result", second
+        third, _ = s.final(30.0)  # admitted, then measured against the budget by check_request
+        assert third["id"] == "queued" and "request too large" in third["message"], third
+    finally:
+        assert s.close() == 0
