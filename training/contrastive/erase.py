@@ -19,20 +19,21 @@ from training.data.split import load_split
 from training.data.windows import WindowSampler
 
 
-def train_windows(window: int, stride: int):
+def train_windows(window: int, stride: int, cache=None, split=None):
     """(features (N, window, 134), style labels, content labels, style names, content names) of the
-    dataset-2 training split's windows."""
-    cache = load_cache(progress=False)
+    dataset-2 training split's windows. ``cache`` and ``split`` default to the project's (tests pass
+    a cache whose held-out takes are poisoned, to prove none is read)."""
+    cache = cache or load_cache(progress=False)
     dataset2 = {c.id for c in cache.clips if c.dataset == "dataset-2"}
-    ids = [c for c in load_split()["train"] if c in dataset2]
+    ids = [c for c in (split or load_split())["train"] if c in dataset2]
     sampler = WindowSampler(cache, ids, window, stride)
     batch = sampler.get(np.arange(len(sampler)))
     return batch["features"], batch["style"], batch["content"], sampler.style_names, sampler.content_names
 
 
-def fit_erasers(encoders: Encoders, window: int = 60, stride: int = 30) -> tuple[dict, dict]:
+def fit_erasers(encoders: Encoders, window: int = 60, stride: int = 30, cache=None) -> tuple[dict, dict]:
     """(erasers, description): style erased from E_c codes, content from E_s codes."""
-    features, styles, contents, style_names, content_names = train_windows(window, stride)
+    features, styles, contents, style_names, content_names = train_windows(window, stride, cache)
     plain = Encoders(encoders.content, encoders.style, encoders.config, encoders.stats, encoders.meta)
     codes = plain.encode(features)
     # each eraser keeps the directions of the label its code is for (chosen on the val split: a

@@ -88,7 +88,7 @@ from training.contrastive.moco import (
 )
 from training.data.cache import FeatureCache, load_cache
 from training.data.paths import REPO_ROOT
-from training.data.split import SPLIT_FILE, load_split
+from training.data.split import SPLIT_FILE, load_split, training_takes
 from training.data.windows import WindowSampler
 from training.evaluation.probes import knn_accuracy
 from training.runs import (
@@ -101,7 +101,6 @@ from training.runs import (
     restart_metrics,
     run_config,
     run_device,
-    spread_subset,
     step_seed,
     to_toml,
 )
@@ -129,9 +128,7 @@ class Data:
 
     def __init__(self, config: dict, cache: FeatureCache, split: dict[str, list[str]]):
         d, seed = config["data"], config["seed"]
-        dataset2 = {c.id for c in cache.clips if c.dataset == "dataset-2"}
-        train_ids = spread_subset([c for c in split["train"] if c in dataset2], d["max_train_clips"])
-        val_ids = spread_subset([c for c in split["val"] if c in dataset2], d["max_val_clips"])
+        train_ids, val_ids = training_takes(cache.clips, split, d["max_train_clips"], d["max_val_clips"])
         balance = d["balance"] or None
         # training windows are cut longer than the encoders' window so the augmenters can speed them
         # up (training.contrastive.augment: a speed-up needs a longer source)

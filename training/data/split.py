@@ -32,6 +32,17 @@ def _order(clip_id: str) -> str:
     return hashlib.sha256(f"{SEED}:{clip_id}".encode()).hexdigest()
 
 
+def training_takes(clips, split: dict, max_train: int = 0, max_val: int = 0) -> tuple[list[str], list[str]]:
+    """(train ids, val ids): the dataset-2 takes a trainer reads, ``max_*`` of each spread over the
+    sorted ids (0 = all). One rule for every trainer, so none can reach a test take
+    (tests/test_sealed_split.py)."""
+    from training.runs import spread_subset
+
+    dataset2 = {c.id for c in clips if c.dataset == "dataset-2"}
+    train = spread_subset([c for c in split["train"] if c in dataset2], max_train)
+    return train, spread_subset([c for c in split["val"] if c in dataset2], max_val)
+
+
 def make_split(clips: list[Clip]) -> dict:
     """The split as a JSON-ready dict: seed, rule and the sorted clip ids of each split."""
     cells: dict[tuple[str, str], list[str]] = defaultdict(list)

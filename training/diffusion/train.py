@@ -50,7 +50,7 @@ from core.ops.features import CONTACTS, ROTATIONS
 from core.stylize.diffusion import clip_style_codes
 from training.data.cache import FeatureCache, load_cache
 from training.data.paths import REPO_ROOT
-from training.data.split import SPLIT_FILE, load_split
+from training.data.split import SPLIT_FILE, load_split, training_takes
 from training.runs import (
     add_train_arguments,
     append_metrics,
@@ -61,7 +61,6 @@ from training.runs import (
     restart_metrics,
     run_config,
     run_device,
-    spread_subset,
     step_seed,
     to_toml,
 )
@@ -157,9 +156,7 @@ class Trainer:
         d = config["data"]
         cache = cache or load_cache(progress=False)
         split = load_split()
-        dataset2 = {c.id for c in cache.clips if c.dataset == "dataset-2"}
-        train_ids = spread_subset([c for c in split["train"] if c in dataset2], d["max_train_clips"])
-        val_ids = spread_subset([c for c in split["val"] if c in dataset2], d["max_val_clips"])
+        train_ids, val_ids = training_takes(cache.clips, split, d["max_train_clips"], d["max_val_clips"])
         self.encoders = load_encoders(REPO_ROOT / config["encoders"], self.device)
         for module in (self.encoders.content, self.encoders.style):
             module.eval().requires_grad_(False)
