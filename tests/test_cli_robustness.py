@@ -244,6 +244,18 @@ def test_sides_swapped_rigs_are_detected_by_geometry(data_root, path):
     assert sides_swapped(rig_for_skeleton(swapped.skeleton), swapped) is True
 
 
+@pytest.mark.parametrize("name", ["walk1.bvh", "zombieWalk1.bvh"])
+def test_a_z_up_bvh_is_read_upright_not_refused_as_swapped(inputs, data_root, capsys, name):
+    """MakeHuman exports Z-up BVH: the rig's up axis comes from its rest pose, so its sides are
+    told apart in the right frame (read as Y-up, the body lies down and looks mirrored)."""
+    _, style, out = inputs
+    content = data_root / "motion" / "makehuman_cc0" / name
+    assert rig_for_skeleton(read_bvh(content).skeleton).up_axis == "Z"
+    code, err = _run(capsys, content, style, "-o", out, "--stylizer", "statistics")
+    assert code == 0, err
+    assert read_bvh(out).num_frames == read_bvh(content).num_frames
+
+
 def test_sides_swapped_input_is_refused(inputs, tmp_path, capsys):
     content, style, out = inputs
     swapped = tmp_path / "swapped.bvh"

@@ -22,6 +22,7 @@ parent (core.retarget.retarget.detached_bones), and ``MappingResult.detached`` l
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 
@@ -30,7 +31,7 @@ import numpy as np
 from ..motion.motion import Motion
 from ..motion.skeleton import Skeleton
 from .presets import detect_preset, preset_bones, preset_rig, strip_namespace
-from .rig import BODY_JOINTS, REQUIRED_JOINTS, Rig, RigError, up_vector
+from .rig import BODY_JOINTS, REQUIRED_JOINTS, Rig, RigError, detect_up_axis, up_vector
 
 _TOKEN = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 _SIDES = {"l": "L", "left": "L", "r": "R", "right": "R"}
@@ -364,7 +365,7 @@ def _branches(body: _Body, joint: int, reach: float, origin: int | None = None) 
 
 def _segments(body: _Body, path: list[int]) -> list[float]:
     """Length of each bone on a path (head to the next head); a leaf counts half its parent's."""
-    seg = [float(np.linalg.norm(body.pos[b] - body.pos[a])) for a, b in zip(path, path[1:])]
+    seg = [float(np.linalg.norm(body.pos[b] - body.pos[a])) for a, b in itertools.pairwise(path)]
     return seg + [seg[-1] / 2 if seg else 0.0]
 
 
@@ -589,8 +590,10 @@ def check_sides(rig: Rig, motion: Motion | None = None) -> None:
         )
 
 
-def rig_for_skeleton(skeleton: Skeleton, up_axis: str = "Y", name: str = "") -> Rig:
+def rig_for_skeleton(skeleton: Skeleton, up_axis: str | None = None, name: str = "") -> Rig:
     """The rig description of a skeleton (detect_mapping); a preset's rig carries its rest pose.
+    ``up_axis`` None: the axis the rest pose's Hips-to-Head direction points along
+    (``detect_up_axis``): BVH files are usually Y-up, but MakeHuman's exports are Z-up.
 
     Raises RigError naming the required canonical joints that no bone was found for."""
     result = detect_mapping(skeleton)
@@ -599,6 +602,14 @@ def rig_for_skeleton(skeleton: Skeleton, up_axis: str = "Y", name: str = "") -> 
             f"rig {name!r}: no bone found for the required canonical joints {', '.join(result.missing)}; "
             "map them by hand (in the add-on: Motion Style tab > Bone Mapping)"
         )
-    if result.preset is not None:
-        return preset_rig(result.preset, skeleton, up_axis)
-    return Rig(skeleton, result.mapping, up_axis=up_axis, name=name)
+
+    def rig(axis: str) -> Rig:
+        if result.preset is not None:
+            return preset_rig(result.preset, skeleton, axis)
+        return Rig(skeleton, result.mapping, up_axis=axis, name=name)
+
+    if up_axis is not None:
+        return rig(up_axis)
+    y_up = rig("Y")
+    detected = detect_up_axis(skeleton, y_up.mapping, y_up.rest_rotations)
+    return y_up if detected == "Y" else rig(detected)
