@@ -3,6 +3,7 @@
     python -m training.evaluate --stylizer statistics --set cross
     python -m training.evaluate --config weights/stylizer.json --set cross --cleanup
     python -m training.evaluate --summary          # reports/summary.md from every report.json
+    python -m training.evaluate --suite generalization --config weights/stylizer.json   # issue 15
 
 Every report carries the three kinds of figure DESIGN §7 asks for, because label accuracy alone is
 gameable: recognition (SRA, CRA from the independent judges), fidelity to the source instance
@@ -26,6 +27,7 @@ import argparse
 import dataclasses
 import json
 import shlex
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -409,6 +411,7 @@ def write_summary(reports_dir: Path = REPORTS_DIR) -> Path:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--stylizer", choices=STYLIZER_NAMES)
@@ -417,6 +420,9 @@ def main(argv=None) -> int:
         "--name", help="the report's stylizer name (default: the stylizer's own); reports/<set>/<name>/"
     )
     parser.add_argument("--set", choices=SETS, dest="set_name")
+    parser.add_argument(
+        "--suite", choices=("generalization",), help="run every generalization set, raw and product (issue 15)"
+    )
     parser.add_argument("--limit", type=int, help="only the first N pairs (a quick look; not for reports)")
     parser.add_argument(
         "--cleanup", action="store_true", help="run the product's foot-contact cleanup stage on each output"
@@ -431,6 +437,8 @@ def main(argv=None) -> int:
     parser.add_argument("--summary", action="store_true", help="rewrite reports/summary.md from the reports")
     args = parser.parse_args(argv)
     chosen = args.stylizer or args.config
+    if chosen and args.suite:
+        return _run_suite(args, argv)
     if chosen and args.set_name:
         report, artefacts = evaluate(
             args.stylizer, args.set_name, args.limit,
@@ -445,6 +453,23 @@ def main(argv=None) -> int:
         parser.error("give --stylizer (or --config) and --set, or --summary")
     if args.summary or (chosen and args.set_name):
         print(f"summary: {write_summary(args.out)}")
+    return 0
+
+
+def _run_suite(args, argv) -> int:
+    from training.evaluation import suite
+
+    if args.stylizer == RetrievalStylizer.name:
+        raise SystemExit("the retrieval baseline needs label options; the generalization suite has none")
+    stylizer = STYLIZERS[args.stylizer]() if args.config is None else load_stylizer(args.config, args.device)
+    label = args.name or args.stylizer or stylizer.name
+    report = suite.run_suite(stylizer, label, limit=args.limit)
+    report["command"] = shlex.join(["python", "-m", "training.evaluate", *argv])
+    out_dir = suite.write_suite_report(report, args.out / "generalization" / label)
+    print(suite.suite_table([report]))
+    print(
+        f"{report['seconds']:.0f} s; report in {out_dir}; summary: {suite.write_suite_summary(args.out / 'generalization')}"
+    )
     return 0
 
 

@@ -117,6 +117,9 @@ PENETRATION_PERCENTILE = 99.0
 # to 0.8-5.9 cm (median 1.5 with the closing strike's frame, 2.0 without), runs to 1.0-15 (median
 # 2.8, p95 6.4); cut half a cycle off (legs swapped) they stay 10-23 cm apart.
 CYCLIC_SEAM_CM = 8.0
+# An output counts as moved toward the reference when it closed at least this share of the gap: the
+# product pipeline's round trip moves the identity stylizer's output by about 1% of it either way.
+TOWARD_MARGIN = 0.05
 # Descriptor dimensions that spread less than this over a set are noise: 0.06 deg of rotation in 6D,
 # 0.14 cm of pelvis height. Hinges leave some 6D components at 1e-8 to 1e-5 on real clips (a knee's
 # rotation has no component out of its plane), where resampling alone moves them by several spreads.
@@ -486,7 +489,7 @@ def style_shift(
     fraction: the projection of output - source on reference - source over |reference - source|^2
     (0 = stayed at the source, 1 = reached the reference's level, negative = moved away; 0 when the
     reference is where the source is); toward: whether the output is nearer the reference than the
-    source is.
+    source is, by at least TOWARD_MARGIN of their distance (float noise is not a move).
     """
 
     def point(x):
@@ -496,4 +499,5 @@ def style_shift(
     gap = ref - src
     norm2 = float(gap @ gap)
     fraction = float((out - src) @ gap / norm2) if norm2 > 0.0 else 0.0
-    return {"fraction": fraction, "toward": bool(np.linalg.norm(out - ref) < np.linalg.norm(src - ref))}
+    nearer = np.linalg.norm(out - ref) < (1.0 - TOWARD_MARGIN) * np.sqrt(norm2)
+    return {"fraction": fraction, "toward": bool(nearer)}

@@ -1,0 +1,57 @@
+"""The generalization suite end to end, with stylizers whose answers are known (issue 15)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from core.stylize.baselines import STYLIZERS
+from training.evaluate import main as evaluate_main
+from training.evaluation import suite
+
+
+@pytest.fixture(scope="module")
+def judges_and_scale():
+    return suite.Judges(), suite.descriptor_scale_of_real_clips()
+
+
+def _rows(stylizer, name, judges_and_scale, limit=2):
+    return suite.run_set(STYLIZERS[stylizer](), name, *judges_and_scale, limit=limit, log=lambda *a: None)
+
+
+@pytest.mark.parametrize("name", suite.SETS)
+def test_the_identity_stylizer_is_a_perfect_copy_raw(judges_and_scale, name):
+    rows = _rows("identity", name, judges_and_scale)
+    raw = [r for r in rows if r["run"] == "raw"]
+    assert {r["kind"] for r in raw} == {"pair", "self"}
+    for row in raw:
+        if row["kind"] == "self":
+            assert row["joint_error_pct"] == 0.0 and row["distance_ratio"] == 1.0 and row["contact_f1"] == 1.0
+        else:
+            assert row["stance_height_change_cm"] == 0.0 and row["contact_f1"] == 1.0
+            assert row["distance_vs_source"] == 1.0 and row["style_shift"] == 0.0 and not row["style_toward"]
+            assert all(row[k] == 1.0 for k in row if k.startswith("retention_"))
+            assert row.get("seam_added_cm", 0.0) == 0.0
+    assert all("seconds" in r for r in rows if r["run"] == "product")
+
+
+def test_the_statistics_baseline_moves_toward_unseen_style_references(judges_and_scale):
+    rows = [r for r in _rows("statistics", "unseen_styles", judges_and_scale, limit=4) if r["kind"] == "pair"]
+    raw = [r for r in rows if r["run"] == "raw"]
+    assert all(r["style_toward"] and r["style_shift"] > 0.3 for r in raw), [r["style_shift"] for r in raw]
+    assert all("unseen_style_correct" in r and "content_correct" in r and "style_correct" not in r for r in raw)
+
+
+def test_the_command_writes_a_report_and_the_summary(tmp_path):
+    assert (
+        evaluate_main(["--suite", "generalization", "--stylizer", "identity", "--limit", "1", "--out", str(tmp_path)])
+        == 0
+    )
+    report = json.loads((tmp_path / "generalization" / "identity" / "report.json").read_text())
+    assert report["command"].startswith("python -m training.evaluate --suite generalization")
+    assert set(report["summary"]) == set(suite.SETS) and all(
+        set(v) == set(suite.RUNS) for v in report["summary"].values()
+    )
+    assert report["summary"]["foreign"]["raw"]["self_error_pct"] == 0.0
+    assert "| foreign | identity | raw |" in (tmp_path / "generalization" / "summary.md").read_text()
