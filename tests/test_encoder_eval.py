@@ -69,6 +69,9 @@ def test_probe_accuracies_and_chance_levels(stand_in_run):
         for field in ("top1", "k5_vote", "top5_hit"):
             assert 0.0 <= retrieval[field] <= 1.0
         assert retrieval["top5_hit"] >= retrieval["top1"]
+    assert metrics["group_style_probes"]
+    for group, probe in metrics["group_style_probes"].items():  # every code the denoiser reads is probed
+        assert 0.0 <= probe["content_accuracy"] <= 1.0 and probe["content_chance"] == pytest.approx(0.1), group
     # honest numbers for the stand-in: its style code is a function of window statistics, which carry style
     assert metrics["probes"]["style_from_Es"]["accuracy"] > 0.6
     assert metrics["retrieval_dataset1"]["baseline_handmade"]["top1"] > 2 / 15

@@ -444,10 +444,18 @@ def evaluate_encoders(
     groups = {}
     if (group_probes if group_probes is not None else not fast) and "groups" in codes["test"]:
         for g, group in enumerate(GROUP_NAMES[: codes["test"]["groups"].shape[1]]):
-            r = probe_suite(codes["train"]["groups"][:, g], train.style, train.rows,
-                            codes["test"]["groups"][:, g], test.style, test.rows)  # fmt: skip
-            r.pop("_predicted")
-            groups[group] = {"style_accuracy": r["accuracy"], "clip_pooled_style_accuracy": r["clip_pooled_accuracy"]}
+            style, leak = (
+                probe_suite(codes["train"]["groups"][:, g], getattr(train, label), train.rows,
+                            codes["test"]["groups"][:, g], getattr(test, label), test.rows)
+                for label in ("style", "content")
+            )  # fmt: skip
+            groups[group] = {
+                "style_accuracy": style["accuracy"],
+                "clip_pooled_style_accuracy": style["clip_pooled_accuracy"],
+                # the denoiser reads these codes too: content must not ride in them (issue 15)
+                "content_accuracy": leak["accuracy"],
+                "content_chance": leak["uniform_chance"],
+            }
 
     d1_rows, d1_style_codes = clip_means(codes["dataset1"]["style"], unseen.rows)
     d1_styles = np.array([cache.clips[r].style for r in d1_rows])
@@ -547,10 +555,14 @@ def report_markdown(metrics: dict) -> str:
         ]
         lines.append("")
     if metrics["group_style_probes"]:
-        lines += ["Style from each body-group code of E_s (window / clip pooled):", "",
-                  "| group | style acc | clip pooled |", "|---|---|---|"]  # fmt: skip
+        lines += ["Style from each body-group code of E_s (window / clip pooled), and content from it (leak, window):",
+                  "", "| group | style acc | clip pooled | content acc (leak) | content chance |",
+                  "|---|---|---|---|---|"]  # fmt: skip
         for g, v in metrics["group_style_probes"].items():
-            lines.append(f"| {g} | {v['style_accuracy']:.3f} | {v['clip_pooled_style_accuracy']:.3f} |")
+            lines.append(
+                f"| {g} | {v['style_accuracy']:.3f} | {v['clip_pooled_style_accuracy']:.3f} "
+                f"| {v['content_accuracy']:.3f} | {v['content_chance']:.3f} |"
+            )
         lines.append("")
     enc, base = r["encoder"], r["baseline_handmade"]
     lines += [
