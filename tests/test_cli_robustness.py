@@ -231,6 +231,7 @@ def _swap_sides(text: str) -> str:
 SIDED_CLIPS = [
     bandai_clip(CONTENT),
     bandai_clip("dataset-2_wave-right-hand_active_020.bvh.gz"),
+    bandai_clip("dataset-1_dash_childish_001.bvh"),  # tiptoe sprint: the swinging foot points back
     DATA_ROOT / "motion" / "cmu_iclone_ccbase" / "002_01.bvh.gz",
 ]
 

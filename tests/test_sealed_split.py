@@ -9,6 +9,7 @@ settings are chosen on val.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -18,9 +19,12 @@ from safetensors.numpy import load_file
 from training.contrastive.erase import train_windows
 from training.contrastive.train import DEFAULT_CONFIG as CONTRASTIVE_CONFIG
 from training.contrastive.train import Data
+from training.data.paths import REPO_ROOT
 from training.data.split import load_split
 from training.diffusion.train import DEFAULT_CONFIG as DIFFUSION_CONFIG
 from training.diffusion.train import Trainer
+from training.evaluate import main as evaluate_main
+from training.evaluation import test_log
 from training.judges.config import KINDS, default_config
 from training.judges.train import select_clips, train_judge
 from training.runs import load_config
@@ -88,3 +92,34 @@ def test_judges_train_and_normalise_on_no_test_take(sealed, split, kind, tmp_pat
     trained = [row for row in saved["history"] if row["epoch"] > 0]  # epoch 0 is the untrained net
     assert trained and all(np.isfinite(row["train_loss"]) for row in trained)
     assert not clips["val"] or all(np.isfinite(row["val_loss"]) for row in trained)
+
+
+# ---------------------------------------------------------------- the test-split log
+
+
+def test_the_shipped_model_is_not_scored_on_the_test_split_twice(capsys):
+    """reports/test_log.md holds the shipped version's test scores: a second scoring is refused
+    before any work, and the log is unchanged."""
+    before = test_log.TEST_LOG.read_text()
+    with pytest.raises(SystemExit, match="scored once per model version"):
+        evaluate_main(["--config", str(REPO_ROOT / "weights" / "stylizer.json"), "--set", "cross", "--cleanup"])
+    assert test_log.TEST_LOG.read_text() == before
+    assert test_log.model_fingerprint(REPO_ROOT / "weights" / "stylizer.json") in before
+
+
+def test_a_version_is_scored_once_unless_a_reason_is_logged(tmp_path):
+    config = tmp_path / "model.json"
+    config.write_text(json.dumps({"stylizer": "diffusion", "denoiser": "denoiser"}))
+    (tmp_path / "denoiser.safetensors").write_bytes(b"weights v1")
+    first = test_log.model_fingerprint(config)
+    log = tmp_path / "test_log.md"
+    test_log.check_unscored(first, "cross", None, log)
+    test_log.append_score("diffusion", first, "cross", {"sra": 0.9, "cra": 0.8}, log=log)
+    with pytest.raises(test_log.AlreadyScored, match="--rescore REASON"):
+        test_log.check_unscored(first, "cross", None, log)
+    test_log.check_unscored(first, "same", None, log)  # another set is a first look
+    test_log.check_unscored(first, "cross", "judges retrained", log)
+    (tmp_path / "denoiser.safetensors").write_bytes(b"weights v2")  # retrained: a new version
+    assert test_log.model_fingerprint(config) != first
+    test_log.check_unscored(test_log.model_fingerprint(config), "cross", None, log)
+    assert "| cross | 0.900 | 0.800 | — |" in log.read_text()

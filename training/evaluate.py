@@ -44,7 +44,7 @@ from training.data.cache import load_cache
 from training.data.index import load_index
 from training.data.paths import REPO_ROOT
 from training.data.split import load_split
-from training.evaluation import measures
+from training.evaluation import measures, test_log
 from training.evaluation.on_rig import EVALUATION_RIGS, evaluation_rig, stylize_on_rig
 from training.evaluation.pairs import SETS, Pair, clip_motions, load_pairs, make_set
 from training.evaluation.retrieval import RetrievalStylizer
@@ -433,12 +433,23 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--rig", choices=EVALUATION_RIGS, help="perform every pair on this rig (product pipeline)")
     parser.add_argument("--rig-fps", type=float, default=24.0, help="the rig's frame rate with --rig (default 24)")
+    parser.add_argument(
+        "--rescore", metavar="REASON", help="score a model version on the test split again (logged with the reason)"
+    )
     parser.add_argument("--out", type=Path, default=REPORTS_DIR)
     parser.add_argument("--summary", action="store_true", help="rewrite reports/summary.md from the reports")
     args = parser.parse_args(argv)
     chosen = args.stylizer or args.config
     if chosen and args.suite:
         return _run_suite(args, argv)
+    sealed = args.config is not None and args.set_name and args.split == "test" and not args.limit
+    if sealed:  # a learned model on the test split: once per version, on the record
+        fingerprint = test_log.model_fingerprint(args.config)
+        logged_set = args.set_name + (" cleanup" if args.cleanup else "") + (f" on {args.rig}" if args.rig else "")
+        try:
+            test_log.check_unscored(fingerprint, logged_set, args.rescore)
+        except test_log.AlreadyScored as e:
+            raise SystemExit(str(e)) from None
     if chosen and args.set_name:
         report, artefacts = evaluate(
             args.stylizer, args.set_name, args.limit,
@@ -449,6 +460,8 @@ def main(argv=None) -> int:
         write_report(report, artefacts, out_dir)
         print(summary_table([report]))
         print(f"{report['seconds']:.1f} s; report in {out_dir}")
+        if sealed:
+            test_log.append_score(report["stylizer"], fingerprint, logged_set, report["summary"], args.rescore or "")
     elif not args.summary:
         parser.error("give --stylizer (or --config) and --set, or --summary")
     if args.summary or (chosen and args.set_name):

@@ -7,16 +7,19 @@ from __future__ import annotations
 import argparse
 import copy
 import csv
+import hashlib
 import io
 import json
 import math
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import tomllib
 
 from core.io.atomic import replacing, write_text
+from training.data.paths import REPO_ROOT
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -250,3 +253,19 @@ def plot_metrics(
         fig.savefig(temp, dpi=100)
     plt.close(fig)
     return [out / "losses.png", out / "validation.png"]
+
+
+def git_commit() -> str | None:
+    """HEAD's hash, with ``-dirty`` when the tree has changes: the provenance a checkpoint or log records."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
+        )
+        return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

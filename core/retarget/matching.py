@@ -555,8 +555,9 @@ SIDES_FRAMES = 1000
 def sides_swapped(rig: Rig, motion: Motion | None = None) -> bool | None:
     """Whether the bones mapped to the left joints stand on the character's right (a rig exported
     with its left/right labels swapped): the hips and shoulders across the body, left being up x
-    forward and forward the way the feet point to the toes, in most of the motion's frames (the rest
-    pose without one). None when no toes are mapped, so nothing shows which way the body faces."""
+    forward and forward the way the lower foot points to its toes (the planted foot: a swinging foot
+    in a sprint flicks back, toes down), in most of the motion's frames (the rest pose without one).
+    None when no toes are mapped, so nothing shows which way the body faces."""
     if not all(f"{j}_{s}" in rig.mapping for j in ("Foot", "Toes") for s in "LR"):
         return None
     arm = "Shoulder" if "Shoulder_L" in rig.mapping and "Shoulder_R" in rig.mapping else "UpperArm"
@@ -569,7 +570,8 @@ def sides_swapped(rig: Rig, motion: Motion | None = None) -> bool | None:
         pos = sample.world_of([rig.bone(n) for n in names])[1]
     at = {n: pos[:, i] for i, n in enumerate(names)}
     up = up_vector(rig.up_axis)
-    forward = sum(at[f"Toes_{s}"] - at[f"Foot_{s}"] for s in "LR")
+    left_lower = (at["Foot_L"] @ up < at["Foot_R"] @ up)[:, None]
+    forward = np.where(left_lower, at["Toes_L"] - at["Foot_L"], at["Toes_R"] - at["Foot_R"])
     left = np.cross(up, forward - (forward @ up)[:, None] * up)
     cosines = []
     for joint in ("UpperLeg", arm):

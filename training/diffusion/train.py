@@ -357,7 +357,7 @@ class Trainer:
         return self.out
 
     def export(self) -> Path:
-        from training.judges.train import _file_sha256, git_commit
+        from training.runs import file_sha256, git_commit
 
         training = {
             "command": self.command,
@@ -368,7 +368,7 @@ class Trainer:
             "steps": self.step,
             "train_seconds": round(self.seconds, 1),
             "split_file": SPLIT_FILE.relative_to(REPO_ROOT).as_posix(),
-            "split_sha256": _file_sha256(SPLIT_FILE),
+            "split_sha256": file_sha256(SPLIT_FILE),
             "train_clips": len(self.train),
             "normalisation": "the encoders' (every frame of the training clips)",
             "torch": torch.__version__,

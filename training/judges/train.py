@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import copy
 import csv
-import hashlib
 import io
 import math
-import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +33,7 @@ from training.evaluation.measures import confusion_matrix
 from training.judges.api import FORMAT, clip_outputs, save_judge
 from training.judges.config import JudgeConfig
 from training.judges.model import VELOCITY_GROUPS, JudgeNet, channel_indices, sample_windows
+from training.runs import file_sha256, git_commit
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
@@ -73,21 +72,6 @@ def normalisation(features: Sequence[np.ndarray], floor: float) -> tuple[np.ndar
     """Per-channel mean and std over every frame of the given (training) clips."""
     frames = np.concatenate(features).astype(np.float64)
     return frames.mean(axis=0).astype(np.float32), np.maximum(frames.std(axis=0), floor).astype(np.float32)
-
-
-def git_commit() -> str | None:
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True, check=False
-        )
-        return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 class _EpochWindows:
@@ -339,7 +323,7 @@ def _train(config, cache, split, weights_dir, metrics_csv, clips, max_steps, com
             "config": config.to_dict(),
             "seed": config.seed,
             "split_file": SPLIT_FILE.relative_to(REPO_ROOT).as_posix(),
-            "split_sha256": _file_sha256(SPLIT_FILE),
+            "split_sha256": file_sha256(SPLIT_FILE),
             "clips": {
                 "train": "split 'train'"
                 if config.dataset == "dataset-2"
