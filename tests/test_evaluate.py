@@ -65,6 +65,17 @@ def test_model_config_with_cleanup(data_root, tmp_path):
         evaluate("identity", "cross", 2, config=config)
 
 
+def test_raw_figures_are_the_model_alone(data_root, tmp_path):
+    """--raw switches the post-processes off: keep_path no longer holds the path shape for it."""
+    config = tiny_diffusion_config(tmp_path, steps=2, start=0.5)
+    raw, _ = evaluate(None, "cross", 2, config=config, raw=True)
+    shipped, _ = evaluate(None, "cross", 2, config=config)
+    assert raw["stylizer"] == "diffusion-raw" and raw["raw"] is True and raw["command"].endswith("--raw")
+    assert raw["summary"]["path_shape_error_median"] > shipped["summary"]["path_shape_error_median"]
+    with pytest.raises(ValueError, match="no cleanup"):
+        evaluate(None, "cross", 2, config=config, raw=True, cleanup=True)
+
+
 def test_main_takes_config_or_stylizer(data_root, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--stylizer", "identity", "--config", "x.json", "--set", "cross"])

@@ -48,6 +48,7 @@ from training.evaluation import measures, test_log
 from training.evaluation.on_rig import EVALUATION_RIGS, evaluation_rig, stylize_on_rig
 from training.evaluation.pairs import SETS, Pair, clip_motions, load_pairs, make_set
 from training.evaluation.retrieval import RetrievalStylizer
+from training.evaluation.suite import raw_options
 from training.judges.api import load_judge
 from training.judges.report import plot_confusion
 
@@ -131,6 +132,7 @@ def evaluate(
     split_name: str = "test",
     rig: str | None = None,
     rig_fps: float = 24.0,
+    raw: bool = False,
 ) -> tuple[dict, dict]:
     """(report, artefacts for plotting) of one stylizer on one set.
 
@@ -142,9 +144,13 @@ def evaluate(
     with): for choosing settings, so that the committed test-split figures are never tuned on.
     ``rig``: perform each pair on that rig at ``rig_fps`` (training.evaluation.on_rig); the cleanup
     stage then runs inside the product's pipeline, and the source is measured after the same round trip.
+    ``raw``: the model alone, its post-processes (keep_path, smoothing) off and no cleanup, so the
+    figures the pipeline meets by construction are not read as the model's (issue 15).
     """
     if (stylizer_name is None) == (config is None):
         raise ValueError("give exactly one of stylizer_name and config")
+    if raw and (cleanup or rig):
+        raise ValueError("raw figures are the model's alone: no cleanup and no rig")
     started = time.perf_counter()
     cache = load_cache(progress=False)
     split = load_split()
@@ -155,6 +161,8 @@ def evaluate(
         pairs = [Pair(**p) for p in make_set(set_name, load_index(), split)["pairs"]][:limit]
     stylizer = make_stylizer(stylizer_name, cache) if config is None else load_stylizer(config, device)
     label = name or stylizer_name or stylizer.name
+    if raw and not name:
+        label = f"{label}-raw"
     on_rig = evaluation_rig(rig) if rig else None
     if on_rig is not None and not name:
         label = f"{label}-on-{rig}"
@@ -165,6 +173,8 @@ def evaluate(
     rows, outputs, output_features = [], [], []
     for pair in pairs:
         request = pair_request(pair, motions, stylizer)
+        if raw:
+            request = dataclasses.replace(request, options={**request.options, **raw_options(stylizer)})
         t0 = time.perf_counter()
         kept = None
         if on_rig is None:
@@ -207,8 +217,11 @@ def evaluate(
         "pairs": len(rows),
         "config": config_label(config) if config is not None else None,
         "cleanup": bool(cleanup),
+        "raw": raw,
         "rig": {"name": rig, "fps": rig_fps} if rig else None,
-        "command": _command(stylizer_name, set_name, limit, config, name, cleanup, device, split_name, rig, rig_fps),
+        "command": _command(
+            stylizer_name, set_name, limit, config, name, cleanup, device, split_name, rig, rig_fps, raw
+        ),
         "summary": _summarise(rows, fmd),
         "seconds": time.perf_counter() - started,
         "rows": rows,
@@ -222,7 +235,9 @@ def evaluate(
     return report, artefacts
 
 
-def _command(stylizer_name, set_name, limit, config, name, cleanup, device, split_name="test", rig=None, rig_fps=24.0):
+def _command(
+    stylizer_name, set_name, limit, config, name, cleanup, device, split_name="test", rig=None, rig_fps=24.0, raw=False
+):
     """The command line that reproduces a run."""
     words = ["python", "-m", "training.evaluate"]
     if config is None:
@@ -236,6 +251,8 @@ def _command(stylizer_name, set_name, limit, config, name, cleanup, device, spli
         words += ["--limit", str(limit)]
     if cleanup:
         words.append("--cleanup")
+    if raw:
+        words.append("--raw")
     if device != "cpu":
         words += ["--device", device]
     if split_name != "test":
@@ -427,6 +444,9 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--cleanup", action="store_true", help="run the product's foot-contact cleanup stage on each output"
     )
+    parser.add_argument(
+        "--raw", action="store_true", help="the model alone: keep_path and smoothing off, no cleanup (issue 15)"
+    )
     parser.add_argument("--device", default="cpu", help="device of a model config's stylizer (default cpu)")
     parser.add_argument(
         "--split", default="test", choices=("test", "val"), help="val: pairs of the validation split, for tuning"
@@ -445,7 +465,10 @@ def main(argv=None) -> int:
     sealed = args.config is not None and args.set_name and args.split == "test" and not args.limit
     if sealed:  # a learned model on the test split: once per version, on the record
         fingerprint = test_log.model_fingerprint(args.config)
-        logged_set = args.set_name + (" cleanup" if args.cleanup else "") + (f" on {args.rig}" if args.rig else "")
+        logged_set = " ".join(
+            [args.set_name, *(["cleanup"] if args.cleanup else []), *(["raw"] if args.raw else []),
+             *([f"on {args.rig}"] if args.rig else [])]
+        )  # fmt: skip
         try:
             test_log.check_unscored(fingerprint, logged_set, args.rescore)
         except test_log.AlreadyScored as e:
@@ -454,7 +477,7 @@ def main(argv=None) -> int:
         report, artefacts = evaluate(
             args.stylizer, args.set_name, args.limit,
             config=args.config, name=args.name, cleanup=args.cleanup, device=args.device, split_name=args.split,
-            rig=args.rig, rig_fps=args.rig_fps,
+            rig=args.rig, rig_fps=args.rig_fps, raw=args.raw,
         )  # fmt: skip
         out_dir = args.out / args.set_name / report["stylizer"]
         write_report(report, artefacts, out_dir)
