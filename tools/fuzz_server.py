@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from core import protocol as P
+from core.ops.rotations import quat_mul
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ANSWER_KINDS = ("result", "bad_request", "protocol")  # what a fuzzed request may get; "internal" is a bug
@@ -62,19 +63,21 @@ class Generator:
         self.rig = json.loads(rig.to_json())
         self.joints = rig.skeleton.num_joints
         self.offsets = rig.skeleton.offsets
+        self.rest = rig.rest_rotations  # the Bandai zero pose is not a pose: sway about the rest pose
         self.count = 0
         self.faults = [getattr(self, name) for name in sorted(dir(self)) if name.startswith("fault_")]
 
     # --- a valid request ------------------------------------------------------------------
 
     def motion(self, frames: int, fps: float):
-        """A synthetic take: a walk-like sway of every joint and a pelvis moving forward."""
+        """A synthetic take: a walk-like sway of every joint about its rest pose and a pelvis moving forward."""
         r = self.rng
         t = np.arange(frames)[:, None] / fps
         axis = r.normal(size=(1, self.joints, 3))
         axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
         angle = 0.3 * np.sin(2 * np.pi * r.uniform(0.5, 2.0) * t + r.uniform(0, 6.3, size=(1, self.joints)))
-        rotations = np.concatenate([np.cos(angle / 2)[..., None], np.sin(angle / 2)[..., None] * axis], axis=-1)
+        sway = np.concatenate([np.cos(angle / 2)[..., None], np.sin(angle / 2)[..., None] * axis], axis=-1)
+        rotations = quat_mul(self.rest, sway)
         translations = np.broadcast_to(self.offsets, (frames, self.joints, 3)).copy()
         translations[:, 0, 2] += 100.0 * t[:, 0]
         return rotations, translations
