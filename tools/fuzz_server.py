@@ -244,7 +244,7 @@ class Session:
 
     def __init__(self, *args):
         args = args or ("--stylizer", "statistics")
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (the server's stderr for the session's life; close() closes it)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "core.server", "--device", "cpu", "--log-level", "ERROR", *args],
             stdin=subprocess.PIPE,
@@ -293,7 +293,9 @@ class Session:
     def close(self) -> int:
         P.write_message(self.proc.stdin, {"type": "shutdown"})
         self.proc.stdin.close()
-        return self.proc.wait(30)
+        code = self.proc.wait(30)
+        self.log.close()
+        return code
 
 
 def check_answer(header: dict, arrays: dict, shape) -> str:

@@ -7,6 +7,7 @@ Rest skeletons of the rigs we ship for tests and defaults live in ``rigs/`` (see
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -153,8 +154,13 @@ def bundled_rig(name: str) -> Rig:
     return preset_rig(name, skeleton)
 
 
+@functools.cache
 def canonical_rig() -> Rig:
-    return bundled_rig("bandai")
+    """The canonical rig: one shared instance (every retarget asks for it), its arrays read-only."""
+    rig = bundled_rig("bandai")
+    rig.rest_rotations.setflags(write=False)
+    rig.skeleton.offsets.setflags(write=False)
+    return rig
 
 
 # The Bandai rig's rest pose: a T-pose facing +Z (Y up, the character's left along +X). Each joint's

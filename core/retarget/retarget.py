@@ -63,10 +63,14 @@ _LEG_CHAIN = ("UpperLeg", "LowerLeg", "Foot")
 
 
 def _rest_y_up(rig: Rig) -> tuple[np.ndarray, np.ndarray]:
-    """Rest world rotations and positions of the rig, turned to Y-up."""
-    rot, pos = rig.rest_world()
-    c = UP_AXIS_TO_Y_UP[rig.up_axis]
-    return quat_mul(np.broadcast_to(c, rot.shape), rot), quat_rotate(np.broadcast_to(c, rot.shape), pos)
+    """Rest world rotations and positions of the rig, turned to Y-up (read-only)."""
+
+    def compute(rig: Rig) -> tuple[np.ndarray, np.ndarray]:
+        rot, pos = rig.rest_world()
+        c = np.broadcast_to(UP_AXIS_TO_Y_UP[rig.up_axis], rot.shape)
+        return quat_mul(c, rot), quat_rotate(c, pos)
+
+    return rig.derived("rest_y_up", compute)
 
 
 def _unit(v: np.ndarray, what: str, joint: str) -> np.ndarray:
@@ -77,7 +81,12 @@ def _unit(v: np.ndarray, what: str, joint: str) -> np.ndarray:
 
 
 def attachments(rig: Rig, joints) -> np.ndarray:
-    """(len(joints), 4): each joint's alignment frame in its bone's local axes, A = R^-1 F."""
+    """(len(joints), 4): each joint's alignment frame in its bone's local axes, A = R^-1 F (read-only)."""
+    joints = tuple(joints)
+    return rig.derived(f"attachments {joints}", lambda r: _attachments(r, joints))
+
+
+def _attachments(rig: Rig, joints: tuple[str, ...]) -> np.ndarray:
     rot, pos = _rest_y_up(rig)
     up = np.array([0.0, 1.0, 0.0])
     across = pos[rig.bone("UpperLeg_L")] - pos[rig.bone("UpperLeg_R")]

@@ -99,6 +99,7 @@ class Rig:
     name: str = ""
     floor: float | None = None
     _bones: dict[str, int] = field(init=False, repr=False, compare=False)
+    _derived: dict[str, object] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
         names = set(self.skeleton.names)
@@ -129,6 +130,18 @@ class Rig:
                 raise RigError(f"rig {self.name!r}: floor must be a finite number or None, got {self.floor!r}")
             object.__setattr__(self, "floor", float(self.floor))
         object.__setattr__(self, "_bones", {j: self.skeleton.index(b) for j, b in self.mapping.items()})
+        object.__setattr__(self, "_derived", {})
+
+    def derived(self, key: str, compute):
+        """``compute(self)``, computed once per rig: a rig never changes, and retargeting a batch of
+        takes asks for its rest pose and standing height over and over. Arrays come back read-only."""
+        if key not in self._derived:
+            value = compute(self)
+            for array in value if isinstance(value, tuple) else (value,):
+                if isinstance(array, np.ndarray):
+                    array.setflags(write=False)
+            self._derived[key] = value
+        return self._derived[key]
 
     def bone(self, joint: str) -> int:
         """Skeleton index of the bone mapped to a canonical joint."""
@@ -141,8 +154,8 @@ class Rig:
         return identity_quat((self.skeleton.num_joints,))
 
     def rest_world(self) -> tuple[np.ndarray, np.ndarray]:
-        """World rotations (J, 4) and positions (J, 3) of the rest pose, in the skeleton's axes."""
-        return forward_kinematics(self.skeleton.parents, self.rest_pose(), self.skeleton.offsets)
+        """World rotations (J, 4) and positions (J, 3) of the rest pose, in the skeleton's axes (read-only)."""
+        return self.derived("rest_world", lambda r: forward_kinematics(r.skeleton.parents, r.rest_pose(), r.skeleton.offsets))
 
     def to_json(self) -> str:
         return json.dumps(

@@ -39,6 +39,7 @@ Deterministic for a given ``seed`` option.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -87,6 +88,17 @@ def clip_style_codes(encoders, features: np.ndarray) -> dict[str, np.ndarray]:
     windows = np.stack([features[s : s + STYLE_WINDOW] for s in starts])
     codes = encoders.encode(windows, batch_size=STYLE_BATCH)
     return {k: codes[k].mean(0) for k in ("style", "groups")}
+
+
+@dataclass
+class Sampled:
+    """What ``DiffusionStylizer.sample`` leaves for ``finish``: the denoised features (F, D), the
+    content's start placement and planar path channels (F, 3), and the styled groups."""
+
+    features: np.ndarray
+    start: np.ndarray
+    path: np.ndarray
+    styled: list[str]
 
 
 class DiffusionStylizer:
@@ -171,13 +183,20 @@ class DiffusionStylizer:
         codes = clip_style_codes(self.encoders, features)
         return {k: torch.from_numpy(v[None]).to(self.device) for k, v in codes.items()}
 
-    @torch.no_grad()
     def stylize(self, request: StyleRequest) -> Motion:
+        sampled = self.sample(request)
+        return request.content if sampled is None else self.finish(request.content, sampled, request.options, True)
+
+    @torch.no_grad()
+    def sample(self, request: StyleRequest) -> Sampled | None:
+        """The model's part of ``stylize``: the window-blended denoised features, before smoothing
+        and keep_path; None when no group is styled. Deterministic, so one sampling can be finished
+        with different post-processes (the evaluation's raw and product runs)."""
         settings = self._settings(request.options)
         content = request.content
         styled = [g for g in GROUPS if request.weight(g) > 0]
         if not styled:
-            return content
+            return None
         sampler = DDIMSampler(self.schedule, settings["steps"])
         windows = sample_windows(content.num_frames)
         steps = len(sampler.timesteps(settings["start"]))
@@ -238,18 +257,24 @@ class DiffusionStylizer:
             total[window] += weight
         report(len(windows) * steps)
         path = features[:, PLANAR_VELOCITY.start : HEADING_VELOCITY.stop].copy()
-        del features, noise  # a long take's largest arrays, let go before the smoothing's copy
+        del features, noise  # a long take's largest arrays, let go before the post-processes' copies
         out /= total[:, None]
         out[:, CONTACTS] = np.clip(out[:, CONTACTS], 0.0, 1.0)
+        return Sampled(out, start, path, styled)
+
+    def finish(self, content: Motion, sampled: Sampled, options: dict, in_place: bool = False) -> Motion:
+        """The motion of sampled features after the post-processes that ``options`` ask for
+        (``smooth``, ``keep_path``); ``in_place`` lets them overwrite ``sampled`` (a long take's
+        features are not copied) where it is not finished again."""
+        settings = self._settings(options)
+        out = sampled.features if in_place else sampled.features.copy()
         if settings["smooth"] > 0:
             motion = slice(0, CONTACTS.start)
             out[:, motion] = gaussian_filter1d(out[:, motion], settings["smooth"], axis=0, mode="nearest")
         if settings["keep_path"]:
-            _keep_path(out, path)
-        decoded = features_to_motion(out, start, content.skeleton)
-        del out
-        report(len(windows) * steps)
-        return take_groups(content, decoded, styled)
+            _keep_path(out, sampled.path)
+        decoded = features_to_motion(out, sampled.start, content.skeleton)
+        return take_groups(content, decoded, sampled.styled)
 
 
 def sample_windows(frames: int) -> list[tuple[slice, np.ndarray]]:
