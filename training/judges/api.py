@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from core.io.atomic import replacing, write_text
 from training.data.paths import REPO_ROOT
@@ -74,21 +75,28 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def checked_clips(clips: Sequence[np.ndarray], channels: int) -> list[np.ndarray]:
+    """The clips as arrays, refused unless each is (frames >= 1, at least ``channels``)."""
+    clips = [np.asarray(c) for c in clips]
+    for c in clips:
+        if c.ndim != 2 or c.shape[0] < 1 or c.shape[1] < channels:
+            raise ValueError(f"a judge needs (frames >= 1, 134) feature arrays; got shape {c.shape}")
+    return clips
+
+
 def clip_outputs(
-    net: JudgeNet,
+    net: nn.Module,
     clips: Sequence[np.ndarray],
     columns: np.ndarray,
     window: int,
     stride: int,
     chunk: int = 1024,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean window logits and embeddings per clip; the network is run as it is (call ``eval()``)."""
-    clips = [np.asarray(c) for c in clips]
+    """Mean window logits and embeddings per clip; the network (a JudgeNet or any module with its
+    interface: windows (B, T, C) -> (logits, embedding), a ``head`` Linear) is run as it is (call ``eval()``)."""
+    clips = checked_clips(clips, columns.max() + 1)
     if not clips:
         return np.zeros((0, net.head.out_features), np.float32), np.zeros((0, net.head.in_features), np.float32)
-    for c in clips:
-        if c.ndim != 2 or c.shape[0] < 1 or c.shape[1] <= columns.max():
-            raise ValueError(f"a judge needs (frames >= 1, 134) feature arrays; got shape {c.shape}")
     windows, owner = [], []
     for i, c in enumerate(clips):
         starts = window_starts(len(c), window, stride)
@@ -122,21 +130,22 @@ def build_net(config: dict) -> JudgeNet:
     )
 
 
-def save_judge(net: JudgeNet, config: dict, path: Path) -> tuple[Path, Path]:
-    """Write ``<path>.safetensors`` and ``<path>.json`` (``path`` without extension)."""
+def save_judge(state: dict[str, torch.Tensor], config: dict, path: Path) -> tuple[Path, Path]:
+    """Write the tensors to ``<path>.safetensors`` and the config to ``<path>.json`` (``path``
+    without extension), each atomically; the file's metadata names the config's format."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     weights, meta = path.with_suffix(".safetensors"), path.with_suffix(".json")
-    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
     with replacing(weights) as temp:
-        save_file(state, temp, metadata={"format": FORMAT, "kind": config["kind"]})
+        save_file(state, temp, metadata={"format": config["format"], "kind": config["kind"]})
     write_text(meta, json.dumps(config, indent=1) + "\n")
     return weights, meta
 
 
-def load_judge(kind: str, weights_dir: Path | str | None = None) -> Judge:
-    """The judge ``kind`` ("style", "content", "style_dataset1") from ``weights_dir``
-    (default ``weights/judges``), ready for inference on CPU."""
+def read_judge(kind: str, weights_dir: Path | str | None, expected_format: str) -> tuple[dict[str, torch.Tensor], dict]:
+    """(tensors, JSON config) of a saved judge, refused unless its format is ``expected_format``:
+    a file of one judge family is never read as another's."""
     folder = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
     meta, weights = folder / f"{kind}.json", folder / f"{kind}.safetensors"
     if not meta.is_file() or not weights.is_file():
@@ -144,8 +153,16 @@ def load_judge(kind: str, weights_dir: Path | str | None = None) -> Judge:
             f"no judge {kind!r} in {folder}; train it with `python -m training.judges --kinds {kind}`"
         )
     config = json.loads(meta.read_text())
-    if config.get("format") != FORMAT:
-        raise ValueError(f"{meta}: format {config.get('format')!r}, expected {FORMAT!r}")
+    if config.get("format") != expected_format:
+        raise ValueError(f"{meta}: format {config.get('format')!r}, expected {expected_format!r}")
+    return load_file(weights), config
+
+
+def load_judge(kind: str, weights_dir: Path | str | None = None) -> Judge:
+    """The CNN judge ``kind`` ("style", "content", "style_dataset1") from ``weights_dir``
+    (default ``weights/judges``), ready for inference on CPU. ``training.judges.load_judge``
+    also loads the other families."""
+    state, config = read_judge(kind, weights_dir, FORMAT)
     net = build_net(config)
-    net.load_state_dict(load_file(weights))
+    net.load_state_dict(state)
     return Judge(net, config)

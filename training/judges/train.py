@@ -1,4 +1,6 @@
 """Training one judge: data selection, normalisation, the training loop, test evaluation, saving.
+The windowed training loop (``fit``), the test figures and the provenance are shared with the
+sequence judges (sequence.py), whose inputs are joint positions instead of feature channels.
 
 Reproducible: torch and numpy are seeded from the config's seed (numpy per epoch with
 ``default_rng([seed, epoch])``), torch runs deterministic algorithms on 2 threads, and the
@@ -9,6 +11,7 @@ validation and test figures go through ``api.clip_outputs``, the exact path ``lo
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import io
@@ -114,81 +117,96 @@ def _evaluate(
     return loss, float((predicted == labels).mean()), predicted
 
 
-def train_judge(
-    config: JudgeConfig,
-    cache: FeatureCache,
-    split: dict[str, list[str]],
-    weights_dir: Path,
-    metrics_csv: Path | None = None,
-    clips: dict[str, list[int]] | None = None,
-    max_steps: int | None = None,
-    command: str = "",
-    log=print,
-) -> dict:
-    """Train, select on val, test, save ``<weights_dir>/<kind>.safetensors`` + ``.json``.
-
-    ``clips`` overrides the train/val/test cache indices (tests use a handful of clips); with no
-    val clips the last epoch is kept. Returns the saved JSON config (with metrics and history).
-    """
-    started = time.perf_counter()
+@contextlib.contextmanager
+def deterministic_training():
+    """Torch on 2 threads with deterministic algorithms (a rerun writes identical tensors); the
+    caller's settings are restored afterwards."""
+    threads, was_deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(2)
-    was_deterministic = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     try:
-        return _train(config, cache, split, weights_dir, metrics_csv, clips, max_steps, command, log, started)
+        yield
     finally:
         torch.use_deterministic_algorithms(was_deterministic)
+        torch.set_num_threads(threads)
 
 
-def _train(config, cache, split, weights_dir, metrics_csv, clips, max_steps, command, log, started) -> dict:
-    torch.manual_seed(config.seed)
+def labelled_clips(
+    cache: FeatureCache, indices: Sequence[int], target: str, labels: Sequence[str], mirrored: bool = False
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """(feature arrays (F, 134), indices into ``labels`` of their ``target`` label) of some clips, or
+    of their left/right mirrored copies (a mirrored left-hand wave is a right-hand wave; styles stay)."""
+    features, classes = [], []
+    for i in indices:
+        clip_features, label = cache.clip_features(i), getattr(cache.clips[i], target)
+        if mirrored:
+            clip_features = mirrored_features(clip_features, cache.starts[i])
+            label = mirror_content_label(label) if target == "content" else label
+        features.append(clip_features)
+        classes.append(labels.index(label))
+    return features, np.array(classes, dtype=np.int64)
 
-    labels_names = judge_labels(config)
-    clips = clips or select_clips(config, cache, split)
-    columns = channel_indices(config.channels)
-    num_classes = len(labels_names)
 
-    def gather(indices, mirrored=False):
-        feats, labs = [], []
-        for i in indices:
-            f, label = cache.clip_features(i), getattr(cache.clips[i], config.target)
-            if mirrored:
-                f = mirrored_features(f, cache.starts[i])
-                label = mirror_content_label(label) if config.target == "content" else label
-            feats.append(np.ascontiguousarray(f[:, columns]))
-            labs.append(labels_names.index(label))
-        return feats, np.array(labs, dtype=np.int64)
+def warmup_cosine(step: int, total: int, peak: float) -> float:
+    """Learning rate: linear warm-up over 5% of the steps (at most 100), then a cosine to 0."""
+    warmup = max(1, min(100, total // 20))
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return 0.5 * peak * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
-    train_x, train_y = gather(clips["train"])
-    val_x, val_y = gather(clips["val"])
-    test_x, test_y = gather(clips["test"])
-    mean, std = normalisation(train_x, config.std_floor)
-    copies = 1
-    if config.mirror:
-        mirror_x, mirror_y = gather(clips["train"], mirrored=True)
-        train_x, train_y, copies = train_x + mirror_x, np.concatenate([train_y, mirror_y]), 2
-        log(f"[{config.kind}] mirrored {len(mirror_x)} training clips ({time.perf_counter() - started:.0f} s)")
 
-    net = JudgeNet(len(columns), num_classes, config.width, config.embed_dim, config.kernel, config.dropout)
-    net.set_normalisation(mean, std)
-    in_window = np.arange(len(columns))  # the gathered arrays already hold only the judge's channels
-    velocity_columns = np.concatenate(
-        [np.flatnonzero(np.isin(columns, channel_indices([g]))) for g in VELOCITY_GROUPS if g in config.channels]
-    )
+def held_out_metrics(predicted: np.ndarray, truth: np.ndarray, labels: Sequence[str]) -> dict:
+    """Test accuracy, per-class accuracy, support and confusion matrix (rows true) of label indices."""
+    matrix, _ = confusion_matrix(predicted, truth, labels=range(len(labels)))
+    support = matrix.sum(axis=1)
+    return {
+        "test_accuracy": float(np.mean(predicted == truth)),
+        "test_clips": len(truth),
+        "per_class_test_accuracy": {
+            name: (float(matrix[k, k] / support[k]) if support[k] else None) for k, name in enumerate(labels)
+        },
+        "test_support": {name: int(support[k]) for k, name in enumerate(labels)},
+        "test_confusion": matrix.tolist(),
+    }
 
+
+def provenance(command: str, clips: dict[str, str]) -> dict:
+    """Which command, split (``clips``: what each of train / val / test was) and code made a judge."""
+    return {
+        "command": command,
+        "split_file": SPLIT_FILE.relative_to(REPO_ROOT).as_posix(),
+        "split_sha256": file_sha256(SPLIT_FILE),
+        "clips": clips,
+        "git_commit": git_commit(),
+    }
+
+
+def fit(
+    net: nn.Module,
+    train: tuple[list[np.ndarray], np.ndarray],
+    val: tuple[list[np.ndarray], np.ndarray],
+    config,
+    num_classes: int,
+    copies: int = 1,
+    velocity_columns: np.ndarray | None = None,
+    max_steps: int | None = None,
+    log=print,
+    started: float | None = None,
+) -> tuple[list[dict], int]:
+    """Train ``net`` on random windows of the training arrays (the judge's inputs, (F, D) each) and
+    keep the epoch with the best clip-level val accuracy (ties to the lower val loss); without val
+    clips the last epoch. ``config`` is a JudgeConfig or any config with its training fields;
+    ``copies``: how many copies of each clip (mirrored ones) the training arrays hold. Returns (the
+    per-epoch history, epoch 0 the untrained net; the kept epoch)."""
+    started = time.perf_counter() if started is None else started
+    (train_x, train_y), (val_x, val_y) = train, val
+    in_window = np.arange(train_x[0].shape[1])
+    velocity_columns = np.array([], dtype=np.int64) if velocity_columns is None else velocity_columns
     sampler = _EpochWindows(train_x, train_y, config, num_classes, copies)
     steps_per_epoch = math.ceil(sampler.size / config.batch_size)
-    total_steps = (
-        steps_per_epoch * config.epochs if max_steps is None else min(max_steps, steps_per_epoch * config.epochs)
-    )
+    total_steps = steps_per_epoch * config.epochs
+    total_steps = total_steps if max_steps is None else min(max_steps, total_steps)
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    warmup = max(1, min(100, total_steps // 20))
-
-    def lr_at(step):
-        if step < warmup:
-            return config.lr * (step + 1) / warmup
-        return 0.5 * config.lr * (1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
-
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     history: list[dict] = []
     has_val = len(val_x) > 0
@@ -235,7 +253,7 @@ def _train(config, cache, split, weights_dir, metrics_csv, clips, max_steps, com
                 x = x + config.noise_std * net.std * torch.randn_like(x)
             y = torch.from_numpy(train_y[clip_ids[sl]])
             for group in optimiser.param_groups:
-                group["lr"] = lr_at(step)
+                group["lr"] = warmup_cosine(step, total_steps, config.lr)
             logits, _ = net(x)
             loss = loss_fn(logits, y)
             optimiser.zero_grad(set_to_none=True)
@@ -246,7 +264,11 @@ def _train(config, cache, split, weights_dir, metrics_csv, clips, max_steps, com
             seen += len(y)
             step += 1
         row = record(
-            epoch, float(np.mean(losses)), correct / max(seen, 1), time.perf_counter() - started, lr_at(step - 1)
+            epoch,
+            float(np.mean(losses)),
+            correct / max(seen, 1),
+            time.perf_counter() - started,
+            warmup_cosine(step - 1, total_steps, config.lr),
         )
         if has_val:
             score = (row["val_accuracy"], row["val_loss"])
@@ -262,6 +284,61 @@ def _train(config, cache, split, weights_dir, metrics_csv, clips, max_steps, com
         if step >= total_steps:
             break
     net.load_state_dict(best_state)
+    return history, best_epoch
+
+
+def train_judge(
+    config: JudgeConfig,
+    cache: FeatureCache,
+    split: dict[str, list[str]],
+    weights_dir: Path,
+    metrics_csv: Path | None = None,
+    clips: dict[str, list[int]] | None = None,
+    max_steps: int | None = None,
+    command: str = "",
+    log=print,
+) -> dict:
+    """Train, select on val, test, save ``<weights_dir>/<kind>.safetensors`` + ``.json``.
+
+    ``clips`` overrides the train/val/test cache indices (tests use a handful of clips); with no
+    val clips the last epoch is kept. Returns the saved JSON config (with metrics and history).
+    """
+    started = time.perf_counter()
+    with deterministic_training():
+        return _train(config, cache, split, weights_dir, metrics_csv, clips, max_steps, command, log, started)
+
+
+def _train(config, cache, split, weights_dir, metrics_csv, clips, max_steps, command, log, started) -> dict:
+    torch.manual_seed(config.seed)
+
+    labels_names = judge_labels(config)
+    clips = clips or select_clips(config, cache, split)
+    columns = channel_indices(config.channels)
+    num_classes = len(labels_names)
+
+    def gather(indices, mirrored=False):
+        features, classes = labelled_clips(cache, indices, config.target, labels_names, mirrored)
+        return [np.ascontiguousarray(f[:, columns]) for f in features], classes
+
+    train_x, train_y = gather(clips["train"])
+    val_x, val_y = gather(clips["val"])
+    test_x, test_y = gather(clips["test"])
+    mean, std = normalisation(train_x, config.std_floor)
+    copies = 1
+    if config.mirror:
+        mirror_x, mirror_y = gather(clips["train"], mirrored=True)
+        train_x, train_y, copies = train_x + mirror_x, np.concatenate([train_y, mirror_y]), 2
+        log(f"[{config.kind}] mirrored {len(mirror_x)} training clips ({time.perf_counter() - started:.0f} s)")
+
+    net = JudgeNet(len(columns), num_classes, config.width, config.embed_dim, config.kernel, config.dropout)
+    net.set_normalisation(mean, std)
+    in_window = np.arange(len(columns))  # the gathered arrays already hold only the judge's channels
+    velocity_columns = np.concatenate(
+        [np.flatnonzero(np.isin(columns, channel_indices([g]))) for g in VELOCITY_GROUPS if g in config.channels]
+    )
+    history, best_epoch = fit(
+        net, (train_x, train_y), (val_x, val_y), config, num_classes, copies, velocity_columns, max_steps, log, started
+    )
     train_seconds = time.perf_counter() - started
 
     metrics: dict = {
@@ -269,22 +346,12 @@ def _train(config, cache, split, weights_dir, metrics_csv, clips, max_steps, com
         "epochs_run": history[-1]["epoch"],
         "train_seconds": round(train_seconds, 1),
     }
-    if has_val:
+    if len(val_x):
         metrics["val_loss"], metrics["val_accuracy"], _ = _evaluate(net, val_x, val_y, config, in_window)
     if len(test_x):
-        test_loss, test_acc, predicted = _evaluate(net, test_x, test_y, config, in_window)
-        matrix, _ = confusion_matrix(predicted, test_y, labels=range(num_classes))
-        support = matrix.sum(axis=1)
-        metrics.update(
-            test_loss=test_loss,
-            test_accuracy=test_acc,
-            test_clips=len(test_x),
-            per_class_test_accuracy={
-                name: (float(matrix[k, k] / support[k]) if support[k] else None) for k, name in enumerate(labels_names)
-            },
-            test_support={name: int(support[k]) for k, name in enumerate(labels_names)},
-            test_confusion=matrix.tolist(),
-        )
+        test_loss, _, predicted = _evaluate(net, test_x, test_y, config, in_window)
+        metrics["test_loss"] = test_loss
+        metrics.update(held_out_metrics(predicted, test_y, labels_names))
         if config.dataset == "dataset-2":
             # robustness: the same test takes mirrored (content labels swapped); not used for selection
             mirror_x, mirror_y = gather(clips["test"], mirrored=True)
@@ -319,26 +386,25 @@ def _train(config, cache, split, weights_dir, metrics_csv, clips, max_steps, com
             "clip_prediction": "mean of window logits; embedding = mean of window pooled penultimate activations",
         },
         "training": {
-            "command": command,
+            **provenance(
+                command,
+                {
+                    "train": "split 'train'"
+                    if config.dataset == "dataset-2"
+                    else "split 'unseen_style', contents not in test_contents",
+                    "val": "split 'val'" if config.dataset == "dataset-2" else "none (fixed epochs, last kept)",
+                    "test": "split 'test'"
+                    if config.dataset == "dataset-2"
+                    else f"split 'unseen_style', contents {list(config.test_contents)}",
+                },
+            ),
             "config": config.to_dict(),
             "seed": config.seed,
-            "split_file": SPLIT_FILE.relative_to(REPO_ROOT).as_posix(),
-            "split_sha256": file_sha256(SPLIT_FILE),
-            "clips": {
-                "train": "split 'train'"
-                if config.dataset == "dataset-2"
-                else "split 'unseen_style', contents not in test_contents",
-                "val": "split 'val'" if config.dataset == "dataset-2" else "none (fixed epochs, last kept)",
-                "test": "split 'test'"
-                if config.dataset == "dataset-2"
-                else f"split 'unseen_style', contents {list(config.test_contents)}",
-            },
-            "git_commit": git_commit(),
             "torch": torch.__version__,
         },
         "metrics": metrics,
     }
-    save_judge(net, saved, Path(weights_dir) / config.kind)
+    save_judge(net.state_dict(), saved, Path(weights_dir) / config.kind)
     if metrics_csv is not None:
         write_history(history, metrics_csv)
     saved["history"] = history
