@@ -21,6 +21,9 @@ import tomllib
 from core.io.atomic import replacing, write_text
 from training.data.paths import REPO_ROOT
 
+# Every weight file trained on the Bandai Namco data carries the data's licence.
+WEIGHTS_LICENSE = "CC BY-NC 4.0: trained on the Bandai Namco Research Motion Dataset (non-commercial use only)"
+
 
 def deep_merge(base: dict, override: dict) -> dict:
     out = copy.deepcopy(base)

@@ -25,15 +25,15 @@ from pathlib import Path
 
 from core.io.atomic import replacing, write_text
 from training.data.paths import REPO_ROOT
+from training.runs import WEIGHTS_LICENSE
 
 WEIGHTS = REPO_ROOT / "weights"
 REPORTS = REPO_ROOT / "reports" / "diffusion" / "training"
-LICENSE = "CC BY-NC 4.0: trained on the Bandai Namco Research Motion Dataset (non-commercial use only)"
 MODEL_CONFIG = {
     "stylizer": "diffusion",
     "description": "The learned stylizer (core/stylize/diffusion.py): the frozen contrastive encoders' codes drive "
     "a DDIM-sampled diffusion denoiser. Trained by `python -m training.ship --install`. "
-    "Weights licence: " + LICENSE,
+    "Weights licence: " + WEIGHTS_LICENSE,
     "denoiser": "diffusion/denoiser",
     "encoders": "encoders/contrastive",
     "steps": 10,
@@ -114,7 +114,7 @@ def install(out: Path) -> None:
                 shutil.copyfile(out / part / f"{name}{suffix}", temp)
     meta_path = WEIGHTS / "diffusion" / "denoiser.json"
     meta = json.loads(meta_path.read_text())
-    meta["license"] = LICENSE
+    meta["license"] = WEIGHTS_LICENSE
     write_text(meta_path, json.dumps(meta, indent=1))
     write_text(WEIGHTS / "stylizer.json", json.dumps(MODEL_CONFIG, indent=2) + "\n")
     REPORTS.mkdir(parents=True, exist_ok=True)

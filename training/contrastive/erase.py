@@ -17,6 +17,7 @@ from core.models.erasure import fit_leace
 from training.data.cache import load_cache
 from training.data.split import load_split
 from training.data.windows import WindowSampler
+from training.runs import WEIGHTS_LICENSE
 
 
 def train_windows(window: int, stride: int, cache=None, split=None):
@@ -58,6 +59,6 @@ def run(encoders_stem, out_stem, window: int = 60, stride: int = 30, command: st
     erasers, description = fit_erasers(encoders, window, stride)
     meta = dict(encoders.meta)
     meta["erasers"] = {**description, "command": command}
-    meta["license"] = "CC BY-NC 4.0: trained on the Bandai Namco Research Motion Dataset (non-commercial use only)"
+    meta["license"] = WEIGHTS_LICENSE
     save_encoders(out_stem, encoders.content, encoders.style, meta, encoders.stats, erasers)
     print(f"wrote {out_stem}.safetensors/.json: erasers fitted on {description['windows']} training windows")

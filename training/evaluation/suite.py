@@ -43,7 +43,7 @@ from training.evaluation.generalization_sets import (
     load_styles,
     self_reference_entries,
 )
-from training.judges.api import load_judge
+from training.judges import load_judge
 
 RUNS = ("raw", "product")
 # The post-processes a stylizer may apply after its model (core.stylize.diffusion): off for "raw".
@@ -60,27 +60,36 @@ def raw_options(stylizer) -> dict:
 
 
 class _Recorder:
-    """Passes requests to a stylizer and keeps the last canonical request, so the product run's
-    source is exactly what the pipeline fed the model."""
+    """Passes the pipeline's request to a stylizer and makes the raw run of the same request, so the
+    raw run's source is exactly what the pipeline fed the model. A stylizer that samples apart from
+    its post-processes (``sample`` / ``finish``: the diffusion stylizer) samples once for both runs."""
 
     def __init__(self, stylizer):
-        self.stylizer, self.name, self.request = stylizer, stylizer.name, None
+        self.stylizer, self.name = stylizer, stylizer.name
+        self.request = self.raw = None
 
     def stylize(self, request: StyleRequest) -> Motion:
         self.request = request
-        return self.stylizer.stylize(request)
+        raw_request = StyleRequest(request.content, request.reference, options=raw_options(self.stylizer))
+        if not hasattr(self.stylizer, "sample"):
+            self.raw = self.stylizer.stylize(raw_request)
+            return self.stylizer.stylize(request)
+        sampled = self.stylizer.sample(request)
+        if sampled is None:
+            self.raw = request.content
+            return request.content
+        self.raw = self.stylizer.finish(request.content, sampled, raw_request.options)
+        return self.stylizer.finish(request.content, sampled, request.options)
 
 
 def stylize_entry(stylizer, content: RigMotion, reference: RigMotion) -> dict[str, Motion]:
     """Canonical 30 fps source, reference, raw output and product output of one entry."""
     recorder = _Recorder(stylizer)
     product = stylize_rig_motion(content, reference, stylizer=recorder)
-    source, reference_c = recorder.request.content, recorder.request.reference
-    raw = stylizer.stylize(StyleRequest(source, reference_c, options=raw_options(stylizer)))
     return {
-        "source": source,
-        "reference": reference_c,
-        "raw": raw,
+        "source": recorder.request.content,
+        "reference": recorder.request.reference,
+        "raw": recorder.raw,
         "product": to_canonical(RigMotion(content.rig, product)),
     }
 
@@ -114,11 +123,25 @@ def descriptor_scale_of_real_clips(count: int = SCALE_CLIPS) -> np.ndarray:
     return L.descriptor_scale([L.style_descriptor(m) for m in clip_motions(train, cache).values()])
 
 
+JUDGE_FAMILIES = ("cnn", "knn", "seq")  # the CNN judges ("style", "content") and two others (training.judges)
+
+
+def judge_kind(family: str, target: str) -> str:
+    return target if family == "cnn" else f"{family}_{target}"
+
+
+def judged_key(figure: str, family: str) -> str:
+    """Row key of a judged figure: the CNN's under its own name, the others' suffixed."""
+    return figure if family == "cnn" else f"{figure}_{family}"
+
+
 class Judges:
-    """The judges a generalization row can be scored by, and which label each may judge."""
+    """The judges a generalization row can be scored by, and which label each may judge: every
+    family judges the dataset-2 style and content; the dataset-1 style judge (a CNN) the unseen half."""
 
     def __init__(self):
-        self.style, self.content = load_judge("style"), load_judge("content")
+        self.style = {f: load_judge(judge_kind(f, "style")) for f in JUDGE_FAMILIES}
+        self.content = {f: load_judge(judge_kind(f, "content")) for f in JUDGE_FAMILIES}
         self.dataset1 = load_judge("style_dataset1")
         self.unseen = tuple(load_styles()["unseen_half"])
         self.unseen_columns = [self.dataset1.labels.index(s) for s in self.unseen]
@@ -128,16 +151,17 @@ class Judges:
         features = [motion_to_features(m)[0] for m in outputs]
         rows = [{} for _ in outputs]
         reference, content = entry.reference, entry.content
-        if reference.dataset == "dataset-2" and reference.clip != content.clip:
-            for row, label in zip(rows, self.style.predict(features)):
-                row["style_correct"] = label == reference.style
+        for family in JUDGE_FAMILIES:
+            if reference.dataset == "dataset-2" and reference.clip != content.clip:
+                for row, label in zip(rows, self.style[family].predict(features)):
+                    row[judged_key("style_correct", family)] = label == reference.style
+            if content.dataset == "dataset-2":
+                for row, label in zip(rows, self.content[family].predict(features)):
+                    row[judged_key("content_correct", family)] = label == content.content
         if reference.dataset == "dataset-1" and reference.style in self.unseen:
             probabilities = self.dataset1.predict_proba(features)[:, self.unseen_columns]
             for row, k in zip(rows, probabilities.argmax(axis=1)):
                 row["unseen_style_correct"] = self.unseen[k] == reference.style
-        if content.dataset == "dataset-2":
-            for row, label in zip(rows, self.content.predict(features)):
-                row["content_correct"] = label == content.content
         return rows
 
 
@@ -189,9 +213,9 @@ SUMMARY = (
     ("seam_added_cm", "median", "pair", "seam_added_cm"),
     ("style_shift", "median", "pair", "style_shift"),
     ("style_toward", "mean", "pair", "style_toward"),
-    ("sra", "mean", "pair", "style_correct"),
+    *((judged_key("sra", f), "mean", "pair", judged_key("style_correct", f)) for f in JUDGE_FAMILIES),
     ("sra_unseen", "mean", "pair", "unseen_style_correct"),
-    ("cra", "mean", "pair", "content_correct"),
+    *((judged_key("cra", f), "mean", "pair", judged_key("content_correct", f)) for f in JUDGE_FAMILIES),
 )
 
 
@@ -237,23 +261,23 @@ TABLE_FIGURES = (
     ("dist / src", "distance_vs_source", ".2f"),
     ("cadence / src", "cadence_vs_source", ".2f"),
     ("stance Δh cm", "stance_height_change_cm", "+.1f"),
-    ("skate out / src", None, None),
+    ("skate out / src", ("skate_output", "skate_source"), ".1f"),
     ("contact F1", "contact_f1", ".2f"),
     ("knee off-hinge °", "knee_off_hinge_p99_deg", ".1f"),
     ("seam added cm", "seam_added_cm", "+.1f"),
     ("style shift", "style_shift", ".2f"),
     ("toward", "style_toward", ".2f"),
-    ("SRA", "sra", ".2f"),
+    ("SRA " + " / ".join(JUDGE_FAMILIES), tuple(judged_key("sra", f) for f in JUDGE_FAMILIES), ".2f"),
     ("SRA unseen", "sra_unseen", ".2f"),
-    ("CRA", "cra", ".2f"),
+    ("CRA " + " / ".join(JUDGE_FAMILIES), tuple(judged_key("cra", f) for f in JUDGE_FAMILIES), ".2f"),
 )
 
 
-def _cell(figures: dict, key: str | None, fmt: str | None) -> str:
-    if key is None:  # skate: output beside source
-        if "skate_output" not in figures:
-            return "–"
-        return f"{figures['skate_output']:.1f} / {figures['skate_source']:.1f}"
+def _cell(figures: dict, key, fmt: str) -> str:
+    """One figure, or several side by side ("a / b": skate output beside source, a judged figure
+    per judge family)."""
+    if isinstance(key, tuple):
+        return "–" if key[0] not in figures else " / ".join(_cell(figures, k, fmt) for k in key)
     return format(figures[key], fmt) if key in figures else "–"
 
 

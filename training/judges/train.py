@@ -36,7 +36,7 @@ from training.evaluation.measures import confusion_matrix
 from training.judges.api import FORMAT, clip_outputs, save_judge
 from training.judges.config import JudgeConfig
 from training.judges.model import VELOCITY_GROUPS, JudgeNet, channel_indices, sample_windows
-from training.runs import file_sha256, git_commit
+from training.runs import WEIGHTS_LICENSE, file_sha256, git_commit
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
@@ -171,9 +171,11 @@ def held_out_metrics(predicted: np.ndarray, truth: np.ndarray, labels: Sequence[
 
 
 def provenance(command: str, clips: dict[str, str]) -> dict:
-    """Which command, split (``clips``: what each of train / val / test was) and code made a judge."""
+    """Which command, split (``clips``: what each of train / val / test was) and code made a judge,
+    and the licence its weights inherit from the data."""
     return {
         "command": command,
+        "license": WEIGHTS_LICENSE,
         "split_file": SPLIT_FILE.relative_to(REPO_ROOT).as_posix(),
         "split_sha256": file_sha256(SPLIT_FILE),
         "clips": clips,
