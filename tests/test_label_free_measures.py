@@ -15,7 +15,8 @@ from core.retarget.matching import rig_for_skeleton
 from core.runtime import RigMotion, to_canonical
 from tests.conftest import DATA_ROOT, canonical_clip
 from training.evaluation import label_free as lf
-from training.evaluation.measures import contact_events, foot_floor, motion_contacts, pelvis_path
+from training.evaluation.generalization_clips import hold_pelvis_in_place
+from training.evaluation.measures import contact_events, contact_timing_f1, foot_floor, motion_contacts, pelvis_path
 
 
 @pytest.fixture(scope="module")
@@ -285,6 +286,18 @@ def test_cadence_halves_at_half_speed_and_holds_across_frame_rates(walk):
     assert pace["distance_vs_source"] == pytest.approx(0.5, rel=0.05)
     assert pace["cadence_vs_source"] == pytest.approx(0.5, rel=0.05)
     assert pace["distance_vs_reference"] == pace["distance_vs_source"]
+
+
+@pytest.mark.parametrize("name", ["walk", "run"])
+def test_a_clip_exported_in_place_keeps_its_contacts_and_cadence(real, name):
+    """Root motion removed (a treadmill: the planted foot slides back under the body): the speed
+    rule would see no contact; the clip's contacts and cadence are those of the same clip travelling."""
+    clip = real[name]
+    in_place = hold_pelvis_in_place(clip)
+    assert lf.travelled_distance(in_place) < 1.0
+    assert contact_timing_f1(motion_contacts(clip), motion_contacts(in_place), 2) == 0.0  # the speed rule alone
+    assert lf.contact_f1(clip, in_place) == 1.0
+    assert lf.cadence(in_place) == pytest.approx(lf.cadence(clip), rel=0.05)
 
 
 def test_a_clip_that_does_not_step_has_no_cadence(real):

@@ -30,7 +30,7 @@ import numpy as np
 
 from core.motion.canonical import CONTACT_JOINTS, PELVIS, PLACEMENT_ROOT
 from core.motion.motion import Motion
-from core.ops.contacts import FLOOR_PERCENTILE, joint_speeds
+from core.ops.contacts import FLOOR_PERCENTILE, foot_contacts, joint_speeds
 from core.ops.features import FEATURE_FPS, heading_angles, pelvis_left_axis
 from core.ops.rotations import cross, quat_mul, quat_rotate, quat_to_sixd, yaw_quat
 from training.evaluation.measures import (
@@ -222,12 +222,31 @@ def distance_ratio(source: Motion, output: Motion) -> float:
     return _ratio(travelled_distance(output), travelled_distance(source), floor)
 
 
+def contacts_of(motion: Motion) -> np.ndarray:
+    """Contact labels (F, 4) in CONTACT_JOINTS order: ``motion_contacts`` (low and slow). A clip that
+    does not travel (STATIONARY_SPEED_CM_S) may be a walk exported in place (root motion removed, as
+    game tools do), whose planted foot slides back under the body at walking speed: a treadmill the
+    speed rule reads as never planted. Its feet are first put back on still ground: every frame
+    moves them by the planar step of the joint lowest on that frame, so a planted joint stands still
+    and a swinging one moves at its speed over the ground (a clip whose lowest joint stands still,
+    as in a wave, is unchanged)."""
+    if travelled_distance(motion) / _duration(motion) >= STATIONARY_SPEED_CM_S:
+        return motion_contacts(motion)
+    feet = motion.world()[1][:, [motion.skeleton.index(n) for n in CONTACT_JOINTS]]
+    lowest = feet[:-1, :, UP_AXIS].argmin(axis=1)
+    frames = np.arange(len(feet) - 1)
+    ground_step = feet[frames + 1, lowest] - feet[frames, lowest]
+    ground_step[:, UP_AXIS] = 0.0
+    on_ground = feet - np.concatenate([np.zeros((1, 3)), np.cumsum(ground_step, axis=0)])[:, None]
+    return foot_contacts(on_ground, range(len(CONTACT_JOINTS)), motion.fps)
+
+
 def contact_f1(source: Motion, output: Motion) -> float:
     """Foot-contact timing F1 of the output against the source (measures.contact_timing_f1), with
     the ±2 frames of DESIGN §7 taken at 30 fps and converted to the clip's rate."""
     _check_pair(source, output)
     tolerance = _frames(CONTACT_TOLERANCE_S, source.fps)
-    return contact_timing_f1(motion_contacts(source), motion_contacts(output), tolerance)
+    return contact_timing_f1(contacts_of(source), contacts_of(output), tolerance)
 
 
 def self_reference(source: Motion, output: Motion) -> dict[str, float]:
@@ -290,9 +309,9 @@ def events_in(motion: Motion) -> dict[str, bool]:
 
 
 def foot_strikes(motion: Motion) -> np.ndarray:
-    """Frames (sorted, each once) where a foot (heel or toe, ``motion_contacts``) touches down after
+    """Frames (sorted, each once) where a foot (heel or toe, ``contacts_of``) touches down after
     at least MIN_SWING_S off the ground, or after every frame before it when the clip starts sooner."""
-    contacts = motion_contacts(motion)
+    contacts = contacts_of(motion)
     swing = _frames(MIN_SWING_S, motion.fps)
     strikes = []
     for foot in (contacts[:, 0] | contacts[:, 1], contacts[:, 2] | contacts[:, 3]):  # CONTACT_JOINTS: L, L, R, R
@@ -335,10 +354,10 @@ def pace(source: Motion, output: Motion, reference: Motion) -> dict[str, float]:
 
 def stance_height_change(source: Motion, output: Motion) -> float:
     """Median (cm) of output minus source height of the heel and toe joints over the frames where
-    the source's joint is in contact (its ``motion_contacts``): positive = the output's planted
+    the source's joint is in contact (its ``contacts_of``): positive = the output's planted
     feet float, negative = they sink. 0 when the source never touches the ground."""
     _check_pair(source, output)
-    contacts = motion_contacts(source)
+    contacts = contacts_of(source)
     change = _heights(output, CONTACT_JOINTS) - _heights(source, CONTACT_JOINTS)
     return float(np.median(change[contacts])) if contacts.any() else 0.0
 
@@ -348,7 +367,7 @@ def feet(source: Motion, output: Motion) -> dict[str, float]:
     the 5 cm rule (``motion_foot_skate``, the output on the source's floor) and planted-foot skate
     (``contact_foot_skate`` over the source's contacts), both in cm/s for output and source, and
     contact F1."""
-    contacts = motion_contacts(source)
+    contacts = contacts_of(source)
     return {
         "stance_height_change_cm": stance_height_change(source, output),
         "skate_output": motion_foot_skate(output, floor=foot_floor(source)) * output.fps,
