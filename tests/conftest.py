@@ -68,6 +68,30 @@ def cache(data_root):
 
 
 @pytest.fixture(scope="session")
+def split():
+    """The committed take-level split (training/splits/bandai_split.json)."""
+    from training.data.split import load_split
+
+    return load_split()
+
+
+@pytest.fixture(scope="session")
+def sealed(cache, split):
+    """The cache with every test-split take's frames replaced by NaN: whatever fits on it and stays
+    finite never read a test take (the sealed split of issue 15)."""
+    import dataclasses
+
+    import numpy as np
+
+    test = set(split["test"])
+    features = np.array(cache.features, copy=True)
+    for row, clip in enumerate(cache.clips):
+        if clip.id in test:
+            features[cache.offsets[row] : cache.offsets[row + 1]] = np.nan
+    return dataclasses.replace(cache, features=features)
+
+
+@pytest.fixture(scope="session")
 def walk_clip(data_root) -> Path:
     return bandai_clip("dataset-2_walk_normal_001.bvh.gz")
 

@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -30,7 +29,6 @@ from core.ops.features import (
     pelvis_left_axis,
 )
 from core.ops.rotations import quat_conj, quat_mul, quat_rotate, yaw_quat
-from training.data.split import load_split
 from training.evaluation.on_rig import back_to_canonical, evaluation_rig, onto_rig
 from training.judges import ALL_KINDS, FAMILY_KINDS, load_judge
 from training.judges.api import WEIGHTS_DIR
@@ -51,11 +49,6 @@ ROUND_TRIP_AGREEMENT = 0.9
 ROUND_TRIPS = {"mixamo_24fps": ("mixamo", 24.0), "cmu_120fps": ("cmu", 120.0)}
 TURNS_DEG = (90.0, -143.0)
 PLACEMENT_OFFSET_CM = np.array([250.0, 0.0, -130.0])  # a constant planar shift of the placement joint
-
-
-@pytest.fixture(scope="module")
-def split():
-    return load_split()
 
 
 def spread_test_sample(cache, split, count: int) -> list[int]:
@@ -241,17 +234,6 @@ def test_judges_keep_their_answer_through_a_retarget_round_trip(kind, transform,
 
 
 # --------------------------------------------------------------------------- sealed test split
-
-
-@pytest.fixture(scope="module")
-def sealed(cache, split):
-    """The cache with every test-split take's frames replaced by NaN."""
-    test = set(split["test"])
-    features = np.array(cache.features, copy=True)
-    for row, clip in enumerate(cache.clips):
-        if clip.id in test:
-            features[cache.offsets[row] : cache.offsets[row + 1]] = np.nan
-    return dataclasses.replace(cache, features=features)
 
 
 def test_both_targets_read_the_same_clips(sealed, split):

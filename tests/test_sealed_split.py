@@ -8,7 +8,6 @@ settings are chosen on val.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -20,7 +19,6 @@ from training.contrastive.erase import train_windows
 from training.contrastive.train import DEFAULT_CONFIG as CONTRASTIVE_CONFIG
 from training.contrastive.train import Data
 from training.data.paths import REPO_ROOT
-from training.data.split import load_split
 from training.diffusion.train import DEFAULT_CONFIG as DIFFUSION_CONFIG
 from training.diffusion.train import Trainer
 from training.evaluate import main as evaluate_main
@@ -28,22 +26,6 @@ from training.evaluation import test_log
 from training.judges.config import KINDS, default_config
 from training.judges.train import select_clips, train_judge
 from training.runs import load_config
-
-
-@pytest.fixture(scope="module")
-def split():
-    return load_split()
-
-
-@pytest.fixture(scope="module")
-def sealed(cache, split):
-    """The cache with every test-split take's frames replaced by NaN."""
-    test = set(split["test"])
-    features = np.array(cache.features, copy=True)
-    for row, clip in enumerate(cache.clips):
-        if clip.id in test:
-            features[cache.offsets[row] : cache.offsets[row + 1]] = np.nan
-    return dataclasses.replace(cache, features=features)
 
 
 def test_the_sealed_cache_really_hides_every_test_take(sealed, split):

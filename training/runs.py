@@ -270,5 +270,21 @@ def git_commit() -> str | None:
         return None
 
 
+def write_or_check(texts: dict[Path, str], check: bool) -> int:
+    """Write regenerated committed files (path -> text), or with ``check`` only compare them with
+    what is committed: 1 when any differs (a generator changed), else 0."""
+    status = 0
+    for path, text in texts.items():
+        if check:
+            same = path.is_file() and path.read_text() == text
+            print(f"{path}: {'up to date' if same else 'differs from the regenerated file'}")
+            status |= 0 if same else 1
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text(path, text)
+            print(f"wrote {path}: {json.loads(text)['counts']}")
+    return status
+
+
 def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -49,7 +49,6 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.io.atomic import write_text
 from core.io.bvh import read_bvh
 from core.retarget.matching import rig_for_skeleton
 from core.runtime import MIN_FRAMES, RigMotion
@@ -67,6 +66,7 @@ from training.evaluation.generalization_clips import (
     read_rig_motion,
 )
 from training.evaluation.pairs import SEED, SETS_DIR, _Chooser, _rank, split_test_cells
+from training.runs import write_or_check
 
 SETS = ("in_place", "short_cycles", "unseen_contents", "unseen_styles", "foreign")
 GENERALIZATION_DIR = SETS_DIR / "generalization"
@@ -250,10 +250,16 @@ def _short_cycles(lib: _Library) -> list[Entry]:
     return entries
 
 
+def _by_label(lib: _Library, clip_ids, label: str) -> dict[str, list[str]]:
+    """Clip ids grouped by their ``label`` ("content" or "style"), in the given order."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for clip_id in clip_ids:
+        groups[getattr(lib.clips[clip_id], label)].append(clip_id)
+    return groups
+
+
 def _unseen_contents(lib: _Library, styles: dict) -> list[Entry]:
-    pool: dict[str, list[str]] = defaultdict(list)
-    for clip_id in styles["clips"]["unseen_content"]:
-        pool[lib.clips[clip_id].content].append(clip_id)
+    pool = _by_label(lib, styles["clips"]["unseen_content"], "content")
     choose, entries = _Chooser(), []
     for content in styles["unseen_contents"]:
         for target in lib.styles:
@@ -267,9 +273,7 @@ def _unseen_contents(lib: _Library, styles: dict) -> list[Entry]:
 
 
 def _unseen_styles(lib: _Library, styles: dict) -> list[Entry]:
-    references: dict[str, list[str]] = defaultdict(list)
-    for clip_id in styles["clips"]["unseen_style"]:
-        references[lib.clips[clip_id].style].append(clip_id)
+    references = _by_label(lib, styles["clips"]["unseen_style"], "style")
     choose, entries = _Chooser(), []
     for style in styles["unseen_half"]:
         for content in lib.contents:
@@ -426,17 +430,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Write (or --check) the generalization sets and style halves.")
     parser.add_argument("--check", action="store_true", help="compare with the committed files, write nothing")
     args = parser.parse_args(argv)
-    status = 0
-    for path, text in regenerate().items():
-        if args.check:
-            same = path.is_file() and path.read_text() == text
-            print(f"{path}: {'up to date' if same else 'differs from the regenerated file'}")
-            status |= 0 if same else 1
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_text(path, text)
-            print(f"wrote {path}: {json.loads(text)['counts']}")
-    return status
+    return write_or_check(regenerate(), args.check)
 
 
 if __name__ == "__main__":

@@ -37,12 +37,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from core.io.atomic import write_text
 from core.motion.motion import Motion
 from core.stylize.request import GROUPS, StyleRequest
 from training.data.index import Clip, load_index
 from training.data.paths import REPO_ROOT
 from training.data.split import load_split
+from training.runs import write_or_check
 
 SEED = 20240607
 SETS = ("cross", "same")
@@ -272,19 +272,8 @@ def main(argv=None) -> int:
     parser.add_argument("--output", type=Path, default=SETS_DIR, help="folder of cross.json and same.json")
     args = parser.parse_args(argv)
     clips, split = load_index(), load_split()
-    status = 0
-    for name in SETS:
-        text = to_json(make_set(name, clips, split))
-        path = set_path(name, args.output)
-        if args.check:
-            same = path.is_file() and path.read_text() == text
-            print(f"{path}: {'up to date' if same else 'differs from the regenerated set'}")
-            status |= 0 if same else 1
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_text(path, text)
-            print(f"wrote {path}: {json.loads(text)['counts']}")
-    return status
+    texts = {set_path(name, args.output): to_json(make_set(name, clips, split)) for name in SETS}
+    return write_or_check(texts, args.check)
 
 
 if __name__ == "__main__":
