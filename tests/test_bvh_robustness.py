@@ -337,6 +337,22 @@ def test_atomic_write_replaces_whole_and_keeps_permissions(tmp_path):
     assert (tmp_path / "folder").is_dir()
 
 
+def test_atomic_append_adds_whole_lines_or_nothing(tmp_path, monkeypatch):
+    """Logs and metrics grow by atomic appends: a full disk leaves the old lines, never a cut one."""
+    path = tmp_path / "metrics.csv"
+    atomic.append_text(path, "step,loss\n")
+    atomic.append_text(path, "1,0.5\n")
+    assert path.read_text() == "step,loss\n1,0.5\n"
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(atomic, "write_bytes", full)
+    with pytest.raises(OSError):
+        atomic.append_text(path, "2,0.4\n")
+    assert path.read_text() == "step,loss\n1,0.5\n" and _files(tmp_path) == ["metrics.csv"]
+
+
 def test_format_bvh_is_still_the_reference_text(data_root):
     """Depth-first skeletons (every file read) are written exactly as before: reading the text back
     gives the same motion."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import tomllib
 
-from core.io.atomic import replacing, write_text
+from core.io.atomic import append_text, replacing, write_text
 from training.data.paths import REPO_ROOT
 
 # Every weight file trained on the Bandai Namco data carries the data's licence.
@@ -198,8 +198,9 @@ def append_metrics(path: Path, fields: tuple[str, ...], row: dict, digits: int) 
             return ""
         return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
 
-    with Path(path).open("a", newline="") as f:
-        csv.DictWriter(f, fieldnames=fields).writerow({k: cell(row.get(k, "")) for k in fields})
+    text = io.StringIO(newline="")
+    csv.DictWriter(text, fieldnames=fields).writerow({k: cell(row.get(k, "")) for k in fields})
+    append_text(path, text.getvalue())
 
 
 def read_metrics(path: Path) -> list[dict]:

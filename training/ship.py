@@ -23,7 +23,7 @@ import shutil
 import time
 from pathlib import Path
 
-from core.io.atomic import replacing, write_text
+from core.io.atomic import append_text, replacing, write_text
 from training.data.paths import REPO_ROOT
 from training.runs import WEIGHTS_LICENSE
 
@@ -99,8 +99,7 @@ def run(out: Path) -> None:
         started = time.perf_counter()
         importlib.import_module(module).main(argv)
         seconds = time.perf_counter() - started
-        with log.open("a") as f:
-            f.write(json.dumps({"stage": name, "command": command, "seconds": round(seconds, 1)}) + "\n")
+        append_text(log, json.dumps({"stage": name, "command": command, "seconds": round(seconds, 1)}) + "\n")
         print(f"[ship] {name}: {seconds / 60:.1f} min", flush=True)
 
 

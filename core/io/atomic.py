@@ -54,6 +54,18 @@ def write_text(path, text: str, encoding: str = "utf-8") -> None:
     write_bytes(path, text.encode(encoding))
 
 
+def append_text(path, text: str, encoding: str = "utf-8") -> None:
+    """Add ``text`` at the end of ``path`` (created when missing) atomically: the file is rewritten
+    whole and swapped in, so a crash leaves the old lines or all of the new, never a cut line. For
+    logs and metrics files, which stay small."""
+    try:
+        with open(path, "rb") as f:
+            old = f.read()
+    except FileNotFoundError:
+        old = b""
+    write_bytes(path, old + text.encode(encoding))
+
+
 def _mode(path: str) -> int:
     """The permissions a plain open() would give (mkstemp's are private): the old file's, if any."""
     try:

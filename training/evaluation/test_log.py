@@ -14,6 +14,7 @@ import json
 import time
 from pathlib import Path
 
+from core.io.atomic import append_text
 from training.data.paths import REPO_ROOT
 from training.runs import git_commit
 
@@ -83,7 +84,4 @@ def append_score(
         figure("sra"), figure("cra"), figure("contact_f1_mean"), reason.replace("|", "/"),
     ]  # fmt: skip
     log.parent.mkdir(parents=True, exist_ok=True)
-    if not log.is_file():
-        log.write_text(HEADER)
-    with log.open("a") as f:
-        f.write("| " + " | ".join(cells) + " |\n")
+    append_text(log, ("" if log.is_file() else HEADER) + "| " + " | ".join(cells) + " |\n")
