@@ -272,8 +272,9 @@ def git_commit() -> str | None:
 
 
 def write_or_check(texts: dict[Path, str], check: bool) -> int:
-    """Write regenerated committed files (path -> text), or with ``check`` only compare them with
-    what is committed: 1 when any differs (a generator changed), else 0."""
+    """Write regenerated committed files (path -> JSON text with a ``counts`` entry, which is
+    printed), or with ``check`` only compare them with what is committed: 1 when any differs (a
+    generator changed), else 0."""
     status = 0
     for path, text in texts.items():
         if check:

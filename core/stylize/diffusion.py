@@ -93,12 +93,14 @@ def clip_style_codes(encoders, features: np.ndarray) -> dict[str, np.ndarray]:
 @dataclass
 class Sampled:
     """What ``DiffusionStylizer.sample`` leaves for ``finish``: the denoised features (F, D), the
-    content's start placement and planar path channels (F, 3), and the styled groups."""
+    content's start placement and planar path channels (F, 3), the styled groups, and the progress
+    total (network calls: windows x steps) that ``stylize`` reports once more after decoding."""
 
     features: np.ndarray
     start: np.ndarray
     path: np.ndarray
     styled: list[str]
+    calls: int
 
 
 class DiffusionStylizer:
@@ -185,7 +187,12 @@ class DiffusionStylizer:
 
     def stylize(self, request: StyleRequest) -> Motion:
         sampled = self.sample(request)
-        return request.content if sampled is None else self.finish(request.content, sampled, request.options, True)
+        if sampled is None:
+            return request.content
+        stylized = self.finish(request.content, sampled, request.options, True)
+        if request.progress is not None:  # after the whole-take decoding too: a cancel is polled there
+            request.progress(sampled.calls, sampled.calls)
+        return stylized
 
     @torch.no_grad()
     def sample(self, request: StyleRequest) -> Sampled | None:
@@ -260,7 +267,7 @@ class DiffusionStylizer:
         del features, noise  # a long take's largest arrays, let go before the post-processes' copies
         out /= total[:, None]
         out[:, CONTACTS] = np.clip(out[:, CONTACTS], 0.0, 1.0)
-        return Sampled(out, start, path, styled)
+        return Sampled(out, start, path, styled, len(windows) * steps)
 
     def finish(self, content: Motion, sampled: Sampled, options: dict, in_place: bool = False) -> Motion:
         """The motion of sampled features after the post-processes that ``options`` ask for

@@ -72,8 +72,7 @@ def _short(commit: str | None) -> str:
 def append_score(
     model: str, fingerprint: str, set_name: str, summary: dict, reason: str = "", log: Path = TEST_LOG
 ) -> None:
-    """Append one row. An append, not a replace: the log only grows, and a torn last line is
-    visible in review."""
+    """Append one row: the log only grows, and the append is atomic (no torn last line)."""
 
     def figure(key: str) -> str:
         value = summary.get(key)
