@@ -11,11 +11,14 @@ canonical motion (Y up, cm) and per-frame contact labels of the heel (ankle, ``F
 - blends in and out over ``blend_frames`` frames outside the span (a raised-cosine weight), so the
   foot leaves and reaches its pinned place without a pop; neighbouring spans that share blend
   frames are mixed by weight, so the goal stays continuous;
-- moves the ankle to its goal with an analytic two-bone IK (UpperLeg - LowerLeg - Foot): the knee
-  stays in the plane through the hip, the goal and the original knee's bend direction (the knee's
-  hinge, fixed in the thigh and measured on the motion, turned with the original thigh), and a pin
-  out of reach is pulled back along the hip-pin line to just short of full extension before the
-  blend (never stretched, never NaN, and a leg dragged straight bends back smoothly);
+- moves the ankle to its goal with an analytic two-bone IK (UpperLeg - LowerLeg - Foot) in which
+  the knee is a hinge: the knee only turns about its hinge axis (the thigh's local Y, the axis
+  training.evaluation.label_free measures off-hinge rotation about), on the side this motion's knee
+  bends, so the lower leg keeps the off-hinge part of its rotation exactly and gets none added; the
+  thigh then swings by the smallest rotation that points the leg at the goal, keeping its twist. A
+  pin out of reach is pulled back along the hip-pin line to just short of the hinge's full
+  extension (or to the leg's own extension where that is straighter) before the blend (never
+  stretched, never NaN, and a leg dragged straight bends back smoothly);
 - turns the foot about the ankle so the toe points at its own goal where the toe is pinned (an
   ankle rotation, capped at ``MAX_TOE_TURN_RAD``); where only the toe is pinned (toe-off) the ankle
   goal is the toe's correction applied to the whole foot, so the foot keeps its own rotation.
@@ -44,7 +47,7 @@ from .contacts import (
     foot_contacts,
     foot_skate,
 )
-from .rotations import quat_between, quat_conj, quat_mul, quat_normalize, quat_rotate, quat_slerp
+from .rotations import axis_quat, quat_between, quat_conj, quat_mul, quat_normalize, quat_rotate, quat_slerp
 
 # The cleanup stage's default speed threshold for "this foot is planted" (cm/s): twice the labelling
 # threshold of the features, so the slow end of a step (heel strike, toe-off) is pinned too. Chosen
@@ -167,57 +170,73 @@ def _unit(v: np.ndarray, eps: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
     return v / np.maximum(n, eps)[..., None], n
 
 
-def _knee_bend_direction(upper_world, world_pos, upper, lower, ankle) -> np.ndarray:
-    """The direction (3,) in the upper leg's frame in which this motion's knee sticks out of the
-    hip-ankle line: the knee's bend direction, fixed in the thigh (a hinge), averaged over frames
-    weighted by how far the knee is bent; (0, 0, 0) if it never bends."""
-    hip, knee, ankle = world_pos[:, upper], world_pos[:, lower], world_pos[:, ankle]
-    axis = _unit(ankle - hip)[0]
-    out = knee - hip
-    out = out - (out * axis).sum(-1)[:, None] * axis
-    local = quat_rotate(quat_conj(upper_world), out).sum(axis=0)
-    n = np.linalg.norm(local)
-    return local / n if n > 1e-9 else np.zeros(3)
+def leg_bones(
+    upper_world: np.ndarray, positions: np.ndarray, joints: tuple[int, int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(thigh, shin) (n, 3): hip to knee and knee to ankle in the upper leg's frame, for upper leg
+    world rotations (n, 4), world positions (n, J, 3) and the (upper leg, lower leg, foot) joints."""
+    hip, knee, ankle = (positions[:, j] for j in joints)
+    to_thigh = quat_conj(upper_world)
+    return quat_rotate(to_thigh, knee - hip), quat_rotate(to_thigh, ankle - knee)
 
 
-def two_bone_ik(hip, knee, ankle, goal, forward, reach: float = REACH, pole=None):
-    """Analytic two-bone IK, batched over frames: (new knee (n, 3), reached ankle (n, 3), clamped (n,)).
+def _across_hinge(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(angle about the hinge axis (local Y), length) (n,) of the part of v (n, 3) across the axis:
+    a turn about Y by t adds t to the angle."""
+    return np.arctan2(v[:, 0], v[:, 2]), np.hypot(v[:, 0], v[:, 2])
 
-    Bone lengths are those of the given hip-knee and knee-ankle; the knee stays in the plane
-    through the hip and the goal that holds ``pole`` (a direction from the hip; default the given
-    knee's offset), on its side; ``forward`` (e.g. the foot's direction) stands in where the pole
-    lies on the hip-goal line. A goal beyond ``reach`` times the leg's length
-    (or nearer than the lengths' difference) is moved along the hip-goal line to that distance.
+
+def knee_bend(thigh: np.ndarray, shin: np.ndarray) -> np.ndarray:
+    """Signed bend (n,) of the knee about its hinge (rad, in (-pi, pi]): the turn about the thigh's
+    local Y from the thigh bone's direction to the shin's, both in the thigh's frame; 0 is straight."""
+    bend = _across_hinge(shin)[0] - _across_hinge(thigh)[0]
+    return np.mod(bend + np.pi, 2.0 * np.pi) - np.pi
+
+
+def bend_side(thigh: np.ndarray, shin: np.ndarray) -> float:
+    """The side (+1 or -1) this leg's knee bends to about its hinge, over all its frames: rigs differ
+    (a thigh rolled half a turn bends about -Y), and a frame's own sign flips as the leg straightens."""
+    return -1.0 if np.sin(knee_bend(thigh, shin)).sum() < 0 else 1.0
+
+
+def _hinge_terms(thigh: np.ndarray, shin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(base, across) (n,): with the knee turned about its hinge to a bend b (``knee_bend``), the
+    squared hip-ankle distance is base + across * cos(b) (the shin's part along the axis stays)."""
+    across = 2.0 * _across_hinge(thigh)[1] * _across_hinge(shin)[1]
+    return (thigh * thigh).sum(-1) + (shin * shin).sum(-1) + 2.0 * thigh[:, 1] * shin[:, 1], across
+
+
+def hinge_reach(thigh: np.ndarray, shin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(farthest, nearest) (n,) hip-ankle distances the knee's hinge allows these bones: fully
+    straight and fully folded about Y (a shin off the hinge's plane never quite straightens)."""
+    base, across = _hinge_terms(thigh, shin)
+    return np.sqrt(np.maximum(base + across, 0.0)), np.sqrt(np.maximum(base - across, 0.0))
+
+
+def hinge_leg_ik(upper_world, lower_local, hip, thigh, shin, goal, side, far):
+    """Analytic two-bone IK with the knee a hinge, batched over frames: (upper leg world rotation
+    (n, 4), lower leg local rotation (n, 4), reached ankle (n, 3), clamped (n,)).
+
+    ``thigh``, ``shin``: the bones in the upper leg's frame (``leg_bones``). The knee bends about its
+    hinge axis (local Y) on ``side`` (``bend_side``) to the angle that puts the ankle at the goal's
+    distance from the hip: the new lower leg rotation is a turn about Y before ``lower_local``, so
+    its off-hinge part stays the given one. The thigh then takes the smallest rotation that points
+    the hip-ankle line at the goal, so its twist about the leg stays. A goal farther than ``far``
+    (n,) from the hip, or nearer than full flexion, is moved along the hip-goal line to it
+    (``clamped`` says which were farther); a goal on the hip keeps the leg's direction.
     """
-    l1 = np.linalg.norm(knee - hip, axis=-1)
-    l2 = np.linalg.norm(ankle - knee, axis=-1)
     axis, d = _unit(goal - hip)
     degenerate = d < 1e-9
     if degenerate.any():  # the goal on the hip: keep the leg's own direction
-        axis[degenerate] = _unit(ankle - hip)[0][degenerate]
-    far, near = reach * (l1 + l2), np.abs(l1 - l2) + 1e-6
+        axis[degenerate] = _unit(quat_rotate(upper_world[degenerate], (thigh + shin)[degenerate]))[0]
     clamped = d > far
-    d = np.clip(d, near, np.maximum(far, near))
-    reached = hip + axis * d[:, None]
-    along = (l1 * l1 - l2 * l2 + d * d) / (2.0 * d)
-    height = np.sqrt(np.clip(l1 * l1 - along * along, 0.0, None))
-    pole = knee - hip if pole is None else np.asarray(pole, dtype=np.float64)
-    pole = pole - (pole * axis).sum(-1)[:, None] * axis
-    pole, pole_norm = _unit(pole)
-    weak = pole_norm < 1e-6
-    if weak.any():
-        fallback = forward - (forward * axis).sum(-1)[:, None] * axis
-        fallback, fallback_norm = _unit(fallback)
-        pole[weak] = fallback[weak]
-        still = weak & (fallback_norm < 1e-6)
-        if still.any():
-            other = np.cross(axis[still], np.array([1.0, 0.0, 0.0]))
-            other = np.where(
-                (np.linalg.norm(other, axis=-1) < 1e-6)[:, None], np.cross(axis[still], [0.0, 0.0, 1.0]), other
-            )
-            pole[still] = _unit(other)[0]
-    new_knee = hip + axis * along[:, None] + pole * height[:, None]
-    return new_knee, reached, clamped
+    d = np.clip(d, hinge_reach(thigh, shin)[1] + 1e-6, far)
+    base, across = _hinge_terms(thigh, shin)
+    bend = side * np.arccos(np.clip((d * d - base) / np.maximum(across, 1e-12), -1.0, 1.0))
+    turn = axis_quat("y", bend - knee_bend(thigh, shin))
+    leg = thigh + quat_rotate(turn, shin)
+    upper = quat_normalize(quat_mul(quat_between(quat_rotate(upper_world, leg), axis), upper_world))
+    return upper, quat_normalize(quat_mul(turn, lower_local)), hip + quat_rotate(upper, leg), clamped
 
 
 def _within_reach(hip: np.ndarray, goal: np.ndarray, reach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -258,32 +277,31 @@ def _contact_skate(positions: np.ndarray, labels: np.ndarray) -> float:
     return float(step[down].mean()) if down.any() else 0.0
 
 
-def _pin_leg(motion, world_rot, world_pos, rotations, f, foot, goals, bend) -> int:
+def _pin_leg(motion, world_rot, world_pos, rotations, f, foot, goals, side) -> int:
     """Write into ``rotations`` the leg rotations of ``foot`` on frames ``f`` that reach its pins
     (``goals``: heel weight (n, 1), heel goal (n, 3), toe weight, toe goal, on those frames) with
-    the knee bent towards ``bend``; the number of those frames whose pin was out of reach."""
+    the knee bent to ``side`` of its hinge; the number of those frames whose pin was out of reach."""
     skeleton = motion.skeleton
     upper, lower, ankle_j, toe_j = (skeleton.index(n) for n in LEGS[foot])
     hips = skeleton.parents[upper]
     wh, heel_goal, wt, toe_goal = goals
-    a, o = world_pos[f, ankle_j], world_pos[f, toe_j]
+    a, o, hip_p = world_pos[f, ankle_j], world_pos[f, toe_j], world_pos[f, upper]
+    thigh, shin = leg_bones(world_rot[f, upper], world_pos[f], (upper, lower, ankle_j))
+    # The reach: just short of the hinge's full extension, where the knee's bend would swing fast
+    # for a small move of the goal; a leg already straighter than that is not bent to it.
+    far = np.maximum(REACH * hinge_reach(thigh, shin)[0], np.linalg.norm(a - hip_p, axis=-1))
     # The ankle follows its own pin; where the heel is free it carries the toe's correction,
     # so a toe-only contact (toe-off) moves the foot rigidly.
     # Both pins are pulled within reach first: the goal is then a convex mix of reachable
     # points (reach is a ball about the hip), so a leg dragged straight by a pin it cannot
     # hold bends back smoothly over the blend instead of snapping when the weight falls.
-    hip_p, knee_p = world_pos[f, upper], world_pos[f, lower]
-    length = np.linalg.norm(knee_p - hip_p, axis=-1) + np.linalg.norm(a - knee_p, axis=-1)
-    heel_pin, heel_far = _within_reach(hip_p, heel_goal, REACH * length)
-    toe_pin, toe_far = _within_reach(hip_p, a + (toe_goal - o), REACH * length)
+    heel_pin, heel_far = _within_reach(hip_p, heel_goal, far)
+    toe_pin, toe_far = _within_reach(hip_p, a + (toe_goal - o), far)
     ankle_goal = a + wh * (heel_pin - a) + (1.0 - wh) * wt * (toe_pin - a)
-    pole = quat_rotate(world_rot[f, upper], np.broadcast_to(bend, a.shape)) if bend.any() else None
-    new_knee, reached, clamped = two_bone_ik(hip_p, knee_p, a, ankle_goal, o - a, pole=pole)
-    q1 = quat_between(knee_p - hip_p, new_knee - hip_p)
-    upper_world = quat_normalize(quat_mul(q1, world_rot[f, upper]))
-    shin = quat_rotate(q1, a - knee_p)
-    q2 = quat_between(shin, reached - new_knee)
-    lower_world = quat_normalize(quat_mul(q2, quat_mul(q1, world_rot[f, lower])))
+    upper_world, lower_local, reached, clamped = hinge_leg_ik(
+        world_rot[f, upper], motion.rotations[f, lower], hip_p, thigh, shin, ankle_goal, side, far
+    )
+    lower_world = quat_normalize(quat_mul(upper_world, lower_local))
     # The toe: carried rigidly by the ankle's move, then turned towards its own pin.
     toe_carried = o + (reached - a)
     toe_target = toe_carried + wt * (toe_goal - toe_carried)
@@ -292,7 +310,7 @@ def _pin_leg(motion, world_rot, world_pos, rotations, f, foot, goals, bend) -> i
     foot_world = quat_normalize(quat_mul(q3, world_rot[f, ankle_j]))
     new_local = {
         upper: quat_mul(quat_conj(world_rot[f, hips]), upper_world),
-        lower: quat_mul(quat_conj(upper_world), lower_world),
+        lower: lower_local,
         ankle_j: quat_mul(quat_conj(lower_world), foot_world),
     }
     for j, q in new_local.items():
@@ -360,15 +378,13 @@ def clean_foot_contacts(
         w_heel, heel_goal = pin_goals(world_pos[:, ankle_j], heel_spans, int(blend_frames))
         w_toe, toe_goal = pin_goals(world_pos[:, toe_j], toe_spans, int(blend_frames))
         active = (w_heel > 0) | (w_toe > 0)
-        # The knee's plane: the knee's own bend direction, fixed in the thigh (a hinge) and turned
-        # with the original thigh. The original knee's offset from the hip-ankle line gives the
-        # same plane on a bent knee but turns to noise (and flips) as the original leg straightens.
-        bend = _knee_bend_direction(world_rot[:, upper], world_pos, upper, lower, ankle_j) if active.any() else None
+        # The side the knee bends to, over the whole motion: a frame's own flips as the leg straightens.
+        side = bend_side(*leg_bones(world_rot[:, upper], world_pos, (upper, lower, ankle_j))) if active.any() else 1.0
         for start in chunks:
             f = start + np.flatnonzero(active[start : start + CHUNK_FRAMES])
             if len(f):
                 goals = (w_heel[f, None], heel_goal[f], w_toe[f, None], toe_goal[f])
-                report.clamped_frames[foot] += _pin_leg(motion, world_rot, world_pos, rotations, f, foot, goals, bend)
+                report.clamped_frames[foot] += _pin_leg(motion, world_rot, world_pos, rotations, f, foot, goals, side)
             done += 1
             if progress is not None:
                 progress(done, len(chunks) * len(feet))
