@@ -105,7 +105,7 @@ def _load(path: str, role: str):
     except BVHError as e:
         raise BVHError(e.path, e.line, f"{e.problem} ({role})") from None
     try:
-        rig = rig_for_skeleton(motion.skeleton, name=path)
+        rig = rig_for_skeleton(motion.skeleton, name=path, motion=motion)
     except RigError as e:
         raise RigError(f"{role} {path}: unknown rig: {e}") from None
     try:

@@ -261,7 +261,7 @@ def test_a_synthetic_jump_is_seen_and_its_removal_is_not_retained(walk):
 
 def cmu_clip(name: str):
     motion = read_bvh(DATA_ROOT / "motion" / "cmu_iclone_ccbase" / f"{name}.bvh.gz")
-    return to_canonical(RigMotion(rig_for_skeleton(motion.skeleton), motion))
+    return to_canonical(RigMotion(rig_for_skeleton(motion.skeleton, motion=motion), motion))
 
 
 def test_foreign_jumps_and_leg_raises_are_events(data_root):

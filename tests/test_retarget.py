@@ -19,7 +19,7 @@ from core.ops.contacts import foot_contacts
 from core.ops.rotations import axis_angle_to_quat, quat_angle, quat_conj, quat_mul, quat_rotate
 from core.retarget.matching import match_bones, parse_bone_name, rig_for_skeleton
 from core.retarget.presets import PRESETS, RIGS_DIR, bundled_rig, detect_preset, preset_rig
-from core.retarget.retarget import leg_length, retarget
+from core.retarget.retarget import check_rig, leg_length, raised_legs, retarget
 from core.retarget.rig import REQUIRED_JOINTS, Rig, RigError
 from tests.blender_runner import REPO_ROOT, blender_python
 from tests.conftest import bandai_clip
@@ -337,3 +337,69 @@ def test_blender_rig_fixtures_are_what_the_export_script_writes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("metarig", "rigify_def"):
         assert (tmp_path / f"{name}.bvh").read_text() == (RIGS_DIR / f"{name}.bvh").read_text(), name
+
+
+# --------------------------------------------------------------------------- raised legs (issue 16)
+
+# Character Creator BVH exports (the CMU set on the CC_Base skeleton): every bone along its own +Y,
+# so at rest the legs point up. Walks and jumps, from both root layouts (RL_BoneRoot: 002_01, 007_01).
+CC_CLIPS = ("002_01", "007_01", "005_01", "002_04", "001_01")
+BANDAI_LEG_CLIPS = (
+    "dataset-2_walk_normal_001.bvh.gz",
+    "dataset-2_run_active_001.bvh.gz",
+    "dataset-1_dash_childish_001.bvh",
+)
+
+
+def cc_clip(data_root, name: str) -> Motion:
+    return read_bvh(data_root / "motion" / "cmu_iclone_ccbase" / f"{name}.bvh.gz")
+
+
+def knee_figures(motion: Motion) -> tuple[float, float, float]:
+    """(off-hinge p99 deg, share of frames past a joint limit, median flexion deg) of the knees."""
+    from training.evaluation.label_free import hinge_angles, joint_limit_violations, off_hinge_deg
+
+    knee = hinge_angles(motion, "knee")[0]
+    return off_hinge_deg(motion)["knee"], joint_limit_violations(motion)["knee"], float(np.median(knee))
+
+
+def test_raised_legs_come_down_with_the_knees_bending_forward(data_root):
+    """Known answer: on the canonical rig a knee bends forward about its thigh's +Y. The Bandai
+    clips here: knee off-hinge p99 0.42-1.51 deg, no frame past a joint limit, median flexion 27-57
+    deg. Aligned at their zero pose, the CC thighs came out rolled half a turn: off-hinge p99
+    1.05-1.46 deg (a hinge, about -Y) but every frame bent backwards (violations 1.0, median flexion
+    -26 to -36 deg). Read with their motion (standing_rig): off-hinge p99 1.05-1.46 deg, no
+    violation, median flexion +26 to +35 deg."""
+    from core.runtime import RigMotion, to_canonical
+
+    bandai = [knee_figures(read_bvh(bandai_clip(c))) for c in BANDAI_LEG_CLIPS]
+    assert all(violations == 0.0 and flexion > 0 for _, violations, flexion in bandai)
+    for name in CC_CLIPS:
+        motion = cc_clip(data_root, name)
+        rig = rig_for_skeleton(motion.skeleton, name=name, motion=motion)
+        assert raised_legs(rig) == [] and rig.rest_rotations is not None
+        off_hinge, violations, flexion = knee_figures(to_canonical(RigMotion(rig, motion)))
+        assert off_hinge < 2.5, name  # Bandai dataset-2's worst clip: 2.1
+        assert violations == 0.0, name
+        assert flexion > 10.0, name
+
+
+def test_raised_legs_stand_at_the_canonical_height(data_root):
+    """The standing rest gives the CC rig a standing pelvis height: a clip whose file puts the feet
+    on the floor (RL_BoneRoot layout) walks with the canonical pelvis where Bandai walks have it."""
+    from core.runtime import RigMotion, to_canonical
+
+    motion = cc_clip(data_root, "007_01")
+    canonical = to_canonical(RigMotion(rig_for_skeleton(motion.skeleton, motion=motion), motion))
+    bandai = read_bvh(bandai_clip(BANDAI_LEG_CLIPS[0]))
+    pelvis = [np.median(m.world()[1][:, m.skeleton.index("Hips"), 1]) for m in (canonical, bandai)]
+    assert pelvis[0] == pytest.approx(pelvis[1], abs=10.0)
+
+
+def test_a_rig_with_raised_legs_is_refused_without_its_motion(data_root):
+    motion = cc_clip(data_root, "007_01")
+    rig = rig_for_skeleton(motion.skeleton, name="cc")
+    assert raised_legs(rig) == ["L", "R"]
+    with pytest.raises(RigError, match="legs point up"):
+        check_rig(rig)
+    check_rig(rig_for_skeleton(motion.skeleton, name="cc", motion=motion))

@@ -31,6 +31,7 @@ import numpy as np
 from ..motion.motion import Motion
 from ..motion.skeleton import Skeleton
 from .presets import detect_preset, preset_bones, preset_rig, strip_namespace
+from .retarget import standing_rig
 from .rig import BODY_JOINTS, REQUIRED_JOINTS, Rig, RigError, detect_up_axis, up_vector
 
 _TOKEN = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
@@ -592,10 +593,14 @@ def check_sides(rig: Rig, motion: Motion | None = None) -> None:
         )
 
 
-def rig_for_skeleton(skeleton: Skeleton, up_axis: str | None = None, name: str = "") -> Rig:
+def rig_for_skeleton(
+    skeleton: Skeleton, up_axis: str | None = None, name: str = "", motion: Motion | None = None
+) -> Rig:
     """The rig description of a skeleton (detect_mapping); a preset's rig carries its rest pose.
     ``up_axis`` None: the axis the rest pose's Hips-to-Head direction points along
     (``detect_up_axis``): BVH files are usually Y-up, but MakeHuman's exports are Z-up.
+    ``motion`` (on the skeleton): a skeleton whose legs point up at rest stands as the motion shows
+    (core.retarget.retarget.standing_rig); without it such a rig is refused by check_rig.
 
     Raises RigError naming the required canonical joints that no bone was found for."""
     result = detect_mapping(skeleton)
@@ -610,8 +615,7 @@ def rig_for_skeleton(skeleton: Skeleton, up_axis: str | None = None, name: str =
             return preset_rig(result.preset, skeleton, axis)
         return Rig(skeleton, result.mapping, up_axis=axis, name=name)
 
-    if up_axis is not None:
-        return rig(up_axis)
-    y_up = rig("Y")
-    detected = detect_up_axis(skeleton, y_up.mapping, y_up.rest_rotations)
-    return y_up if detected == "Y" else rig(detected)
+    if up_axis is None:
+        y_up = rig("Y")
+        up_axis = detect_up_axis(skeleton, y_up.mapping, y_up.rest_rotations)
+    return rig(up_axis) if motion is None else standing_rig(rig(up_axis), motion)

@@ -86,13 +86,19 @@ def attachments(rig: Rig, joints) -> np.ndarray:
     return rig.derived(f"attachments {joints}", lambda r: _attachments(r, joints))
 
 
-def _attachments(rig: Rig, joints: tuple[str, ...]) -> np.ndarray:
-    rot, pos = _rest_y_up(rig)
+def _body_axes(rig: Rig) -> dict[str, np.ndarray]:
+    """The rig's "up", "left" and "forward" at rest (Y-up): left across the hip joints, level."""
+    _, pos = _rest_y_up(rig)
     up = np.array([0.0, 1.0, 0.0])
     across = pos[rig.bone("UpperLeg_L")] - pos[rig.bone("UpperLeg_R")]
     hips = f"UpperLeg_L (bone {rig.mapping['UpperLeg_L']!r}) and UpperLeg_R (bone {rig.mapping['UpperLeg_R']!r})"
     left = _unit(across - across.dot(up) * up, f"rig {rig.name!r}: the hips, {hips} at one place", "UpperLeg_L")
-    axes = {"up": up, "left": left, "forward": np.cross(left, up)}
+    return {"up": up, "left": left, "forward": np.cross(left, up)}
+
+
+def _attachments(rig: Rig, joints: tuple[str, ...]) -> np.ndarray:
+    rot, pos = _rest_y_up(rig)
+    axes = _body_axes(rig)
 
     def direction(spec):  # every chain ends in a required joint or a body axis, so one target is found
         if isinstance(spec, str):
@@ -110,6 +116,50 @@ def _attachments(rig: Rig, joints: tuple[str, ...]) -> np.ndarray:
         frames.append(np.stack([a, b, np.cross(a, b)], -1))
     bones = [rig.bone(j) for j in joints]
     return quat_mul(quat_conj(rot[bones]), matrix_to_quat(np.array(frames)))
+
+
+def raised_legs(rig: Rig) -> list[str]:
+    """The sides ("L", "R") whose ankle is above its hip joint in the rig's rest pose."""
+    _, pos = _rest_y_up(rig)
+    return [s for s in "LR" if pos[rig.bone(f"Foot_{s}"), 1] > pos[rig.bone(f"UpperLeg_{s}"), 1]]
+
+
+def standing_rig(rig: Rig, motion: Motion) -> Rig:
+    """The rig with a rest pose in which every leg raised at rest (raised_legs) hangs down, turned
+    by the half turn under which its knee bends forward in ``motion`` (a Motion on the rig's
+    skeleton); the rig itself when no leg is raised.
+
+    Why: a BVH exported with every bone along its own axis (Character Creator's CC_Base skeleton)
+    has a zero pose that is not a pose: the legs point up from the hips. Alignment reads each leg
+    bone's roll from the body's left axis at rest, but a raised leg comes down by a half turn about
+    either the forward axis (which turns its left to the body's right: Character Creator's legs)
+    or the left axis, and the rest pose cannot tell which. Reading the wrong one rolls thigh, shin
+    and foot half a turn, so the canonical knee bends about -Y, backwards. The motion tells: a knee
+    bends forward, a positive turn about the body's left axis. Bones below the thigh keep their
+    rest rotations and come down with it."""
+    sides = raised_legs(rig)
+    if not sides:
+        return rig
+    rest = np.array(rig.rest_pose(), copy=True)
+    for side in sides:
+        thigh = rig.bone(f"UpperLeg_{side}")
+        rest[thigh] = quat_mul(rest[thigh], _half_turn_down(rig, motion, side))
+    return Rig(rig.skeleton, rig.mapping, rest, rig.up_axis, rig.name, rig.floor)
+
+
+def _half_turn_down(rig: Rig, motion: Motion, side: str) -> np.ndarray:
+    """The half turn, in the thigh's local axes at rest, that brings one raised leg down with its
+    knee bending forward: about the body's left axis when the motion's knee turns the positive way
+    about that axis as the rest pose carries it into the thigh, else about the forward axis."""
+    thigh, shin = rig.bone(f"UpperLeg_{side}"), rig.bone(f"LowerLeg_{side}")
+    rot, _ = _rest_y_up(rig)
+    axes = _body_axes(rig)
+    world, _ = motion.world_of([thigh, shin])
+    knee = quat_mul(quat_conj(world[:, 0]), world[:, 1])
+    left_in_thigh = quat_rotate(quat_conj(rot[thigh]), axes["left"])
+    bend = float((np.sign(knee[:, 0]) * (knee[:, 1:] @ left_in_thigh)).sum())
+    axis = axes["left"] if bend >= 0 else axes["forward"]
+    return np.concatenate([[0.0], quat_rotate(quat_conj(rot[thigh]), axis)])
 
 
 def leg_length(rig: Rig) -> float:
@@ -171,11 +221,20 @@ def _pose_order(rig: Rig, detached: dict) -> list[int]:
 
 def check_rig(rig: Rig) -> None:
     """Every check retargeting will make for this rig, made at once: an alignment frame for every
-    mapped joint (which also gives both legs a length), the hips apart across the body, a bone
+    mapped joint (which also gives both legs a length), the hips apart across the body, legs that
+    hang down at rest (raised_legs: a raised leg's roll is unknown without a motion), a bone
     order that places detached bones, and a standing height. The runtime calls it on every rig at
     "retarget in" and the add-on before any request, so a rig is refused up front with a RigError
     naming the joint, the bone and the fix, never halfway through a retarget."""
     attachments(rig, [j for j in BODY_JOINTS if j in rig.mapping])
+    raised = raised_legs(rig)
+    if raised:
+        bone = rig.mapping[f"UpperLeg_{raised[0]}"]
+        raise RigError(
+            f"rig {rig.name!r}: at rest the legs point up from the hips (UpperLeg_{raised[0]}, bone {bone!r}), so "
+            "which way each leg comes down is unknown; give the armature a rest pose with the legs down, or read a "
+            "BVH file's rig with its motion (core.retarget.matching.rig_for_skeleton)"
+        )
     height = standing_pelvis_height(rig)
     if not (np.isfinite(height) and height > 0):
         raise RigError(

@@ -98,7 +98,7 @@ def read_rig_motion(path: str, source: str, up_axis: str | None = None) -> RigMo
     rig rig_for_skeleton finds with ``up_axis``."""
     motion = read_bvh(data_root() / path)
     if source != BANDAI:
-        return RigMotion(rig_for_skeleton(motion.skeleton, up_axis=up_axis, name=path), motion)
+        return RigMotion(rig_for_skeleton(motion.skeleton, up_axis=up_axis, name=path, motion=motion), motion)
     rig = canonical_rig()
     if motion.skeleton.names != rig.skeleton.names:
         raise ValueError(f"{path}: not on the Bandai skeleton")

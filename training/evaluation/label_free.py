@@ -425,10 +425,10 @@ def off_hinge_deg(motion: Motion) -> dict[str, float]:
 def joint_limit_violations(motion: Motion) -> dict[str, float]:
     """Share of frames where a knee (elbow) bends backwards by more than
     HYPEREXTENSION_TOLERANCE_DEG or flexes beyond MAX_FLEXION_DEG, either side: 0 on every Bandai
-    clip. Flexion is read in the Bandai local frames: CMU clips through core.runtime.to_canonical
-    come with each thigh rolled half a turn about its bone (local Y points right, not left), so their
-    knees, bending forward in the world, flex about -Y and count as bent backwards on every frame;
-    compare an output with its source."""
+    clip. Flexion is read in the Bandai local frames, so a rig must reach them aligned: CMU clips
+    on the Character Creator skeleton read without their motion (their legs point up at rest) came
+    with each thigh rolled half a turn and counted as bent backwards on every frame; read as
+    core.retarget.matching.rig_for_skeleton(..., motion=) reads them, 0, as Bandai clips."""
     result = {}
     for hinge in HINGES:
         flexion = hinge_angles(motion, hinge)[0]
