@@ -155,6 +155,28 @@ def test_denoiser_output_has_the_input_shape(frames):
     assert torch.isfinite(out).all()
 
 
+def test_a_source_denoiser_reads_the_source_as_a_residual(tmp_path):
+    """Issue 16: the source's features in, the output a residual over them; content codes optional."""
+    config = DenoiserConfig(hidden=32, blocks=2, source=True, content_dim=0)
+    net = Denoiser(config, SCHEDULE_STEPS).eval()
+    x_t, t, _, style, groups = _conditions(2, 33)
+    source = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        out = net(x_t, t, None, style, groups, source)
+        assert out.shape == x_t.shape and torch.isfinite(out).all()
+        save_denoiser(tmp_path / "source", net, _stats())
+        loaded, meta = load_denoiser(tmp_path / "source")
+        assert DenoiserConfig.from_dict(meta["denoiser"]) == config
+        assert torch.equal(loaded(x_t, t, None, style, groups, source), out)
+        torch.nn.init.zeros_(net.out.weight)
+        torch.nn.init.zeros_(net.out.bias)
+        assert torch.equal(net(x_t, t, None, style, groups, source), source)
+    with pytest.raises(ValueError, match="reads a source"):
+        net(x_t, t, None, style, groups)
+    with pytest.raises(ValueError, match="no content codes"):
+        net(x_t, t, torch.zeros(2, 8, 64), style, groups, source)
+
+
 def test_feature_group_masks_partition_the_channels():
     masks = feature_group_masks()
     assert masks.shape == (len(GROUP_NAMES), FEATURE_DIM) == (6, 134)

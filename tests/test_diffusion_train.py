@@ -195,3 +195,18 @@ def test_ship_skips_finished_stages(tmp_path, capsys):
     assert not (tmp_path / "ship.log").exists()
     assert sorted(p for p in tmp_path.rglob("*")) == before
     assert capsys.readouterr().out.count("done already") == 3
+
+
+def test_ship_takes_trained_encoders_in_place_of_stages_one_and_two(tmp_path, capsys):
+    from training.ship import _stages, run, use_encoders
+
+    stem = REPO / "weights" / "encoders" / "contrastive"
+    use_encoders(tmp_path, stem)
+    (_, _, _, _), (_, encoders, _, _), (_, denoiser, _, _) = _stages(tmp_path)
+    for suffix in (".json", ".safetensors"):
+        assert encoders.with_suffix(suffix).read_bytes() == stem.with_suffix(suffix).read_bytes()
+    denoiser.parent.mkdir(parents=True)
+    denoiser.touch()  # so that no stage trains here
+    run(tmp_path)
+    assert capsys.readouterr().out.count("done already") == 3
+    assert json.loads((tmp_path / "ship.log").read_text())["copied_from"] == str(stem)

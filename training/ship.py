@@ -1,6 +1,6 @@
 """The one command that trains the shipped model from scratch (issue 7):
 
-    python -m training.ship [--out out/ship] [--install]
+    python -m training.ship [--out out/ship] [--install] [--encoders weights/encoders/contrastive]
 
 Stages, each a documented command of its own, run in this process in order:
   1. contrastive encoders  python -m training.contrastive train --config training/configs/contrastive.toml
@@ -8,7 +8,9 @@ Stages, each a documented command of its own, run in this process in order:
   3. diffusion denoiser    python -m training.diffusion train --config training/configs/diffusion.toml
                            (on the encoders of stage 2)
 A stage whose output exists is skipped, and a training stage cut short resumes from its checkpoint,
-so rerunning the command after an interruption finishes the job. ``ship.log`` in the run folder
+so rerunning the command after an interruption finishes the job. ``--encoders STEM`` takes trained
+encoders (e.g. the installed ``weights/encoders/contrastive``, when only the denoiser's training
+changed) in place of stages 1 and 2: they are copied into the run folder as stage 2's output. ``ship.log`` in the run folder
 records every stage's command and wall time. ``--install`` then copies the weights into weights/
 (encoders/contrastive.*, diffusion/denoiser.*), writes weights/stylizer.json, and copies the
 training logs and curves to reports/diffusion/training/. Evaluating the installed model is its own
@@ -31,8 +33,9 @@ WEIGHTS = REPO_ROOT / "weights"
 REPORTS = REPO_ROOT / "reports" / "diffusion" / "training"
 MODEL_CONFIG = {
     "stylizer": "diffusion",
-    "description": "The learned stylizer (core/stylize/diffusion.py): the frozen contrastive encoders' codes drive "
-    "a DDIM-sampled diffusion denoiser. Trained by `python -m training.ship --install`. "
+    "description": "The learned stylizer (core/stylize/diffusion.py): a DDIM-sampled diffusion denoiser that reads "
+    "the source motion and the frozen contrastive encoders' codes (issue 16). Trained by "
+    "`python -m training.ship --install`. "
     "Weights licence: " + WEIGHTS_LICENSE,
     "denoiser": "diffusion/denoiser",
     "encoders": "encoders/contrastive",
@@ -81,15 +84,29 @@ def _stages(out: Path) -> list[tuple[str, Path, list[str], str]]:
     ]
 
 
+def use_encoders(out: Path, stem: Path) -> None:
+    """Put trained encoders (checkpoint ``stem``) where stage 2 writes its output, so stages 1 and 2
+    count as done; ship.log says where they came from."""
+    target = Path(out).resolve() / "encoders" / "contrastive"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in (".safetensors", ".json"):
+        with replacing(target.with_suffix(suffix)) as temp:
+            shutil.copyfile(Path(stem).with_suffix(suffix), temp)
+    append_text(out / "ship.log", json.dumps({"stage": "encoders", "copied_from": str(stem)}) + "\n")
+
+
 def run(out: Path) -> None:
     import importlib
 
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     log = out / "ship.log"
-    for name, done, argv, module in _stages(out):
-        if done.is_file():
-            print(f"[ship] {name}: done already ({done})")
+    stages = _stages(out)
+    for index, (name, done, argv, module) in enumerate(stages):
+        # a stage feeds only the next, so a later stage's output means this one is done too
+        finished = next((d for _, d, _, _ in stages[index:] if d.is_file()), None)
+        if finished is not None:
+            print(f"[ship] {name}: done already ({finished})")
             continue
         folder = Path(argv[argv.index("--out") + 1]) if name != "erase" else None
         if folder is not None and (folder / "checkpoint.json").is_file():
@@ -138,7 +155,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.ship", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "ship", help="run folder")
     parser.add_argument("--install", action="store_true", help="copy the result into weights/ and reports/")
+    parser.add_argument("--encoders", type=Path, help="trained encoders (checkpoint stem) instead of stages 1-2")
     args = parser.parse_args(argv)
+    if args.encoders is not None:
+        use_encoders(args.out, args.encoders)
     run(args.out)
     if args.install:
         install(args.out)

@@ -1,8 +1,13 @@
 """The denoising network of the diffusion stylizer (DESIGN §6): x_t -> x_0 estimate.
 
 Conditioning:
-- the content code sequence (B, T // stride, Dc) of E_c, interpolated to the frame rate and
-  concatenated to the noisy features frame by frame: it carries what is done, and when;
+- with ``source`` (issue 16): the source motion's own normalised features, concatenated to the
+  noisy features frame by frame, and the output is a residual over them. Motion outside the training
+  contents (a jump, a fight, a game loop) then reaches the output whatever E_c learned; the style
+  still comes only from the style codes, because training hands the network sources whose style was
+  swapped for another clip's (training/diffusion/augment.py);
+- the content code sequence (B, T // stride, Dc) of E_c (``content_dim`` > 0), interpolated to the
+  frame rate and concatenated the same way: what is done, and when, as a code;
 - the style codes of E_s, global (B, Ds) and per body group (B, 6, Dg), with the diffusion step,
   through one MLP into a FiLM scale and shift for every residual block: they carry how.
 
@@ -77,6 +82,7 @@ class DenoiserConfig:
     group_dim: int = 32
     condition_dim: int = 256
     dropout: float = 0.0
+    source: bool = False  # the source features as an input, the output a residual over them
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -137,7 +143,8 @@ class Denoiser(nn.Module):
             nn.Linear(c.condition_dim, c.condition_dim),
             nn.SiLU(),
         )
-        self.inp = nn.Conv1d(FEATURE_DIM + c.content_dim, c.hidden, 3, padding=1, padding_mode="replicate")
+        inputs = FEATURE_DIM + c.content_dim + (FEATURE_DIM if c.source else 0)
+        self.inp = nn.Conv1d(inputs, c.hidden, 3, padding=1, padding_mode="replicate")
         self.blocks = nn.ModuleList(
             ResidualBlock(c.hidden, c.kernel, c.dilations[i % len(c.dilations)], c.condition_dim, c.dropout)
             for i in range(c.blocks)
@@ -146,19 +153,37 @@ class Denoiser(nn.Module):
         self.out = nn.Conv1d(c.hidden, FEATURE_DIM, 3, padding=1, padding_mode="replicate")
 
     def forward(
-        self, x_t: torch.Tensor, t: torch.Tensor, content: torch.Tensor, style: torch.Tensor, groups: torch.Tensor
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        content: torch.Tensor | None,
+        style: torch.Tensor,
+        groups: torch.Tensor,
+        source: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x_t (B, T, FEATURE_DIM) normalised, t (B,) steps, content (B, T', Dc), style (B, Ds),
-        groups (B, 6, Dg) -> x_0 estimate (B, T, FEATURE_DIM), normalised."""
+        """x_t (B, T, FEATURE_DIM) normalised, t (B,) steps, content (B, T', Dc) or None when the
+        config reads no content codes, style (B, Ds), groups (B, 6, Dg), source (B, T, FEATURE_DIM)
+        normalised, given when the config reads it -> x_0 estimate (B, T, FEATURE_DIM), normalised."""
+        c = self.config
+        if (source is not None) != c.source or (content is not None) != (c.content_dim > 0):
+            raise ValueError(
+                f"this denoiser reads {'a source' if c.source else 'no source'} and "
+                f"{'content codes' if c.content_dim else 'no content codes'}"
+            )
         frames = x_t.shape[1]
-        content = F.interpolate(content.transpose(1, 2), size=frames, mode="linear", align_corners=False)
-        h = self.inp(torch.cat([x_t.transpose(1, 2), content], dim=1))
+        inputs = [x_t.transpose(1, 2)]
+        if content is not None:
+            inputs.append(F.interpolate(content.transpose(1, 2), size=frames, mode="linear", align_corners=False))
+        if source is not None:
+            inputs.append(source.transpose(1, 2))
+        h = self.inp(torch.cat(inputs, dim=1))
         cond = self.condition(
             torch.cat([step_embedding(t, self.step_dim, self.num_steps), style, groups.flatten(1)], dim=-1)
         )
         for block in self.blocks:
             h = block(h, cond)
-        return self.out(F.silu(self.out_norm(h))).transpose(1, 2)
+        out = self.out(F.silu(self.out_norm(h))).transpose(1, 2)
+        return out if source is None else source + out
 
 
 def save_denoiser(stem, denoiser: Denoiser, stats: dict, extra: dict | None = None) -> tuple[Path, Path]:

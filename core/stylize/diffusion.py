@@ -1,14 +1,16 @@
 """The learned stylizer (DESIGN §6): the frozen encoders' codes drive a diffusion model.
 
-For a request, E_c codes the content clip (what is done, and when) and E_s codes the content's own
-style and every reference's (global and per body group). DDIM sampling (core.diffusion) starts
+For a request, the denoiser reads the content clip itself (its features, with ``model.source``:
+issue 16) and/or E_c's codes of it (what is done, and when), and E_s codes the content's own style
+and every reference's (global and per body group). Every clip is first stood on the canonical floor
+(``grounded_features``; the result goes back onto the content's). DDIM sampling (core.diffusion) starts
 from the content noised to ``start`` of the schedule and runs ``steps`` network calls. Each call
 evaluates the network once with the content's own style codes and once per distinct reference;
 per body group g (feature channels M_g, core.models.denoiser.feature_group_masks) the estimate is
 
     x0 = x0(own) + sum_g w_g * guidance * M_g * (x0(style of g's reference) - x0(own))
 
-(all estimates conditioned on the content codes; "own" = the content's own style codes)
+(all estimates conditioned on the content; "own" = the content's own style codes)
 
 so weight 0 keeps the content's own style, 1 is the full reference style (times ``guidance``, the
 calibrated strength saved in the model config), and above 1 extrapolates away from the content's
@@ -34,6 +36,9 @@ result weighted by a raised cosine over its overlaps and the weights normalised:
 length, the network's working memory bounded, and ``request.progress`` is called before every
 network call. A take of at most SAMPLE_WINDOW frames is one window, sampled as a whole.
 
+A loop (a clip whose last pose runs into its first, ``loop_order``) is sampled as a circle: its
+ends wrapped around it by the denoiser's context, so the result closes as the source does.
+
 Deterministic for a given ``seed`` option.
 """
 
@@ -51,7 +56,16 @@ from ..errors import RequestError
 from ..models.denoiser import GROUP_NAMES, feature_group_masks, load_denoiser
 from ..models.encoders import checkpoint_paths, load_encoders
 from ..motion.motion import Motion
-from ..ops.features import CONTACTS, HEADING_VELOCITY, PLANAR_VELOCITY, features_to_motion, motion_to_features
+from ..ops.features import (
+    CONTACTS,
+    HEADING_VELOCITY,
+    HEIGHT,
+    PLANAR_VELOCITY,
+    ROTATIONS,
+    features_to_motion,
+    motion_to_features,
+)
+from ..retarget.grounding import floor_offset
 from .baselines import StatisticsStylizer, _ratio, take_groups
 from .request import GROUPS, StyleRequest
 
@@ -63,6 +77,13 @@ STYLE_BATCH = 32  # windows through the encoders at once (their activations: abo
 # frames either side), so the overlap leaves each seam's blend well inside both windows' context.
 SAMPLE_WINDOW = 2048
 SAMPLE_OVERLAP = 256
+# Loops: a clip whose last pose runs into its first (within LOOP_SEAM_STEPS median frame steps: 52 of
+# the 56 game loops of the generalization sets close within 2, all within 2.3) is
+# sampled as a circle: LOOP_PAD frames of its other end on each side (the denoiser's context), so
+# the result runs into its own first pose the way the source does.
+LOOP_SEAM_STEPS = 2.5
+LOOP_PAD = 128
+LOOP_MIN_FRAMES = 8
 
 
 def _check_unit(name: str, value, low: float, high: float, integer: bool = False):
@@ -93,14 +114,16 @@ def clip_style_codes(encoders, features: np.ndarray) -> dict[str, np.ndarray]:
 @dataclass
 class Sampled:
     """What ``DiffusionStylizer.sample`` leaves for ``finish``: the denoised features (F, D), the
-    content's start placement and planar path channels (F, 3), the styled groups, and the progress
-    total (network calls: windows x steps) that ``stylize`` reports once more after decoding."""
+    content's start placement and planar path channels (F, 3), the styled groups, the progress
+    total (network calls: windows x steps) that ``stylize`` reports once more after decoding, and
+    whether the content was sampled as a loop (``loop_order``; smoothing then wraps around too)."""
 
     features: np.ndarray
     start: np.ndarray
     path: np.ndarray
     styled: list[str]
     calls: int
+    loop: bool = False
 
 
 class DiffusionStylizer:
@@ -205,14 +228,16 @@ class DiffusionStylizer:
         if not styled:
             return None
         sampler = DDIMSampler(self.schedule, settings["steps"])
-        windows = sample_windows(content.num_frames)
         steps = len(sampler.timesteps(settings["start"]))
 
         def report(done: int) -> None:  # before each network call, and between the whole-take steps
             if request.progress is not None:
                 request.progress(done, len(windows) * steps)
 
-        features, start = motion_to_features(content)
+        features, start, lift = grounded_features(content)
+        frames = len(features)
+        order = loop_order(features)
+        windows = sample_windows(frames if order is None else len(order))
         report(0)
 
         # pass 0: the content's own style; then one pass per distinct reference
@@ -222,7 +247,7 @@ class DiffusionStylizer:
                 references.append(request.reference_for(g))
         codes = []
         for reference in [None, *references]:
-            codes.append(self.style_codes(features if reference is None else motion_to_features(reference)[0]))
+            codes.append(self.style_codes(features if reference is None else grounded_features(reference)[0]))
             report(0)
         mix = torch.zeros(len(codes), features.shape[1], device=self.device)  # per-pass channel weights
         for g, name in enumerate(GROUP_NAMES):
@@ -238,24 +263,39 @@ class DiffusionStylizer:
         groups = torch.cat([codes[p]["groups"] for p in used])
         passes = len(used)
 
+        reads = self.denoiser.config
+
         def sample_window(part: np.ndarray, noise: torch.Tensor, on_step) -> torch.Tensor:
-            content_code = torch.from_numpy(self.encoders.encode(part[None])["content"]).to(self.device)
+            source = self._normalise(part)[None]
+            inputs = {}
+            if reads.content_dim:
+                inputs["content"] = torch.from_numpy(self.encoders.encode(part[None])["content"]).to(self.device)
+            if reads.source:
+                inputs["source"] = source
+            batch = {k: v.expand(passes, -1, -1) for k, v in inputs.items()}
             change = {}
 
             def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
                 x0 = self.denoiser(
-                    x_t.expand(passes, -1, -1), t.expand(passes), content_code.expand(passes, -1, -1), style, groups
+                    x_t.expand(passes, -1, -1),
+                    t.expand(passes),
+                    batch.get("content"),
+                    style,
+                    groups,
+                    batch.get("source"),
                 )
                 mixed = (mix[:, None, :] * x0).sum(0, keepdim=True)
                 change["style"] = mixed - x0[:1]  # used with residual, where pass 0 is the own one
                 return mixed
 
-            source = self._normalise(part)[None]
             x0 = sampler.sample(denoise, source, settings["start"], on_step=on_step, noise=noise)
             return source + change["style"] if settings["residual"] else x0
 
         generator = torch.Generator().manual_seed(settings["seed"])
         noise = torch.randn((1, *features.shape), generator=generator, dtype=torch.float32)
+        path = features[:, PLANAR_VELOCITY.start : HEADING_VELOCITY.stop].copy()
+        if order is not None:  # a loop: sampled with its ends wrapped around
+            features, noise = features[order], noise[:, order]
         out = np.zeros(features.shape)
         total = np.zeros(len(features))
         for w, (window, weight) in enumerate(windows):
@@ -263,11 +303,13 @@ class DiffusionStylizer:
             out[window] += weight[:, None] * (x0[0] * self.std + self.mean).double().cpu().numpy()
             total[window] += weight
         report(len(windows) * steps)
-        path = features[:, PLANAR_VELOCITY.start : HEADING_VELOCITY.stop].copy()
         del features, noise  # a long take's largest arrays, let go before the post-processes' copies
         out /= total[:, None]
+        if order is not None:
+            out = out[(len(order) - frames) // 2 :][:frames]
         out[:, CONTACTS] = np.clip(out[:, CONTACTS], 0.0, 1.0)
-        return Sampled(out, start, path, styled, len(windows) * steps)
+        out[:, HEIGHT] -= lift  # back onto the content's own floor
+        return Sampled(out, start, path, styled, len(windows) * steps, order is not None)
 
     def finish(self, content: Motion, sampled: Sampled, options: dict, in_place: bool = False) -> Motion:
         """The motion of sampled features after the post-processes that ``options`` ask for
@@ -277,11 +319,38 @@ class DiffusionStylizer:
         out = sampled.features if in_place else sampled.features.copy()
         if settings["smooth"] > 0:
             motion = slice(0, CONTACTS.start)
-            out[:, motion] = gaussian_filter1d(out[:, motion], settings["smooth"], axis=0, mode="nearest")
+            mode = "wrap" if sampled.loop else "nearest"
+            out[:, motion] = gaussian_filter1d(out[:, motion], settings["smooth"], axis=0, mode=mode)
         if settings["keep_path"]:
             _keep_path(out, sampled.path)
         decoded = features_to_motion(out, sampled.start, content.skeleton)
         return take_groups(content, decoded, sampled.styled)
+
+
+def grounded_features(motion: Motion) -> tuple[np.ndarray, np.ndarray, float]:
+    """(features, start, lift) of a canonical motion standing on the canonical floor: its pelvis
+    height raised by ``lift`` cm (core.retarget.grounding), as every training clip stands."""
+    features, start = motion_to_features(motion)
+    lift = floor_offset(motion)
+    features[:, HEIGHT] += lift
+    return features, start, lift
+
+
+def loop_order(features: np.ndarray) -> np.ndarray | None:
+    """Frame indices of a loop sampled as a circle (LOOP_PAD frames of the other end before and
+    after it, wrapping as often as a short loop needs), or None when the clip does not close: its
+    last pose is farther from its first than LOOP_SEAM_STEPS typical frame steps (pelvis height and
+    joint rotations; a last frame that repeats the first counts as closing)."""
+    frames = len(features)
+    if frames < LOOP_MIN_FRAMES:
+        return None
+    pose = features[:, : ROTATIONS.stop].copy()
+    pose[:, PLANAR_VELOCITY.start : HEADING_VELOCITY.stop] = 0.0  # where the pose is, not where it goes
+    steps = np.linalg.norm(np.diff(pose, axis=0), axis=1)
+    seam = np.linalg.norm(pose[-1] - pose[0])
+    if seam > LOOP_SEAM_STEPS * max(float(np.median(steps)), 1e-6):
+        return None
+    return np.arange(-LOOP_PAD, frames + LOOP_PAD) % frames
 
 
 def sample_windows(frames: int) -> list[tuple[slice, np.ndarray]]:

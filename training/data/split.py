@@ -24,6 +24,9 @@ from training.data.paths import REPO_ROOT
 
 SEED = 20240603
 SPLIT_FILE = REPO_ROOT / "training" / "splits" / "bandai_split.json"
+# dataset-1's partition into unseen styles, unseen contents and trainable takes (issue 15; written by
+# training.evaluation.generalization_sets): a trainer reads only "trainable"
+DATASET1_STYLES_FILE = REPO_ROOT / "training" / "splits" / "dataset1_styles.json"
 SPLITS = ("train", "val", "test", "unseen_style")
 HELD_OUT_SHARE = 0.1  # of each cell, for val and again for test
 
@@ -41,6 +44,15 @@ def training_takes(clips, split: dict, max_train: int = 0, max_val: int = 0) -> 
     dataset2 = {c.id for c in clips if c.dataset == "dataset-2"}
     train = spread_subset([c for c in split["train"] if c in dataset2], max_train)
     return train, spread_subset([c for c in split["val"] if c in dataset2], max_val)
+
+
+def dataset1_trainable_takes(max_takes: int = 0) -> list[str]:
+    """The dataset-1 takes a trainer may read (neither an unseen style nor an unseen content),
+    ``max_takes`` of them spread over the sorted ids (0 = all)."""
+    from training.runs import spread_subset
+
+    partition = json.loads(DATASET1_STYLES_FILE.read_text())["clips"]
+    return spread_subset(partition["trainable"], max_takes)
 
 
 def make_split(clips: list[Clip]) -> dict:

@@ -31,11 +31,10 @@ from tqdm import tqdm
 
 from core.io.atomic import replacing
 from core.io.bvh import read_bvh
-from core.motion.canonical import CONTACT_JOINTS, PLACEMENT_ROOT
 from core.motion.motion import Motion
 from core.ops.features import FEATURE_VERSION, motion_to_features
+from core.retarget.grounding import grounded
 from core.retarget.matching import rig_for_skeleton
-from core.retarget.presets import canonical_rig
 from core.runtime import RigMotion, to_canonical
 from training.data.paths import cache_dir, data_root
 
@@ -43,9 +42,6 @@ CACHE_FORMAT = 1
 CACHE_FILE = "unlabelled_features.safetensors"
 CMU_FOLDER = "motion/cmu_iclone_ccbase"
 EVALUATION_LIST = "EVALUATION.txt"
-# A clip's floor: this low percentile of its lowest foot joint's height, frame by frame. Playground
-# clips climb and hang for a while but start and end on the ground; jumps are in the air for less.
-FLOOR_PERCENTILE = 5.0
 
 
 def evaluation_files(root: Path) -> set[str]:
@@ -64,29 +60,6 @@ def clip_id(path: str) -> str:
     """``motion/cmu_iclone_ccbase/002_02.bvh.gz`` -> ``cmu_iclone_ccbase/002_02``."""
     folder, name = path.split("/")[-2:]
     return f"{folder}/{name.split('.')[0]}"
-
-
-def _lowest_foot_heights(motion: Motion) -> np.ndarray:
-    """(F,) height of the lowest foot joint (heels and toes) in each frame."""
-    _, pos = motion.world_of([motion.skeleton.index(j) for j in CONTACT_JOINTS])
-    return pos[..., 1].min(axis=-1)
-
-
-def grounded(motion: Motion) -> Motion:
-    """Canonical motion moved up or down so that its floor (FLOOR_PERCENTILE of the lowest foot
-    joint's height) is where the canonical rig's lowest foot joint stands at rest.
-
-    Why: the pelvis height is a feature, so it must be measured from the ground. Most of the CMU
-    files write the root's translation relative to its rest offset (the hips at y ~ 0, the feet
-    92-102 cm below the file's origin), which no rig description can know; the few with an
-    RL_BoneRoot root stand on y = 0. Grounding puts both on the canonical floor."""
-    rig = canonical_rig()
-    _, rest = rig.rest_world()
-    floor = rest[[rig.bone(j) for j in CONTACT_JOINTS], 1].min()
-    shift = floor - np.percentile(_lowest_foot_heights(motion), FLOOR_PERCENTILE)
-    positions = np.array(motion.positions, copy=True)
-    positions[:, motion.skeleton.index(PLACEMENT_ROOT), 1] += shift
-    return motion.with_arrays(positions=positions)
 
 
 def canonical_clip(path: Path) -> Motion:

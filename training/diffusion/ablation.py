@@ -1,7 +1,8 @@
-"""Ablation of the diffusion stylizer's training losses: short runs with one part switched off,
-each evaluated by the harness on the VALIDATION-split cross set (never the test split).
+"""Ablation of the diffusion stylizer's training: short runs with one part switched off, each
+evaluated by the harness on the VALIDATION-split cross set (never the test split) and, with
+``--suite-limit N``, on the first N pairs of every generalization set (raw model and product).
 
-    python -m training.diffusion.ablation [--steps 1200] [--out out/diffusion/ablation]
+    python -m training.diffusion.ablation [--steps 1200] [--suite-limit 8] [--out out/diffusion/ablation]
     python -m training.diffusion.ablation --sampling    # the shipped weights, one sampling setting changed
 
 Writes ablation.md / ablation.json (or sampling.md / sampling.json) to reports/diffusion/ablation/.
@@ -18,19 +19,25 @@ from core.io.atomic import write_text
 from training.data.paths import REPO_ROOT
 from training.diffusion.train import DEFAULT_CONFIG, train
 from training.evaluate import evaluate, summary_table
+from training.evaluation.suite import suite_table
 from training.runs import load_config
 from training.ship import MODEL_CONFIG
 
-ENCODER_LOSSES = ["loss.style=1.0", "loss.content=1.0"]
+# Issue 16: each change of the generalising stylizer switched off on its own.
 VARIANTS = {
-    "encoder losses on (style = content = 1)": ENCODER_LOSSES,
-    "shipped config (encoder losses off)": [],
-    "encoder losses on, no style swap, no content-code noise": [
-        *ENCODER_LOSSES,
-        "data.swap_style=0.0",
-        "data.content_noise=0.0",
+    "shipped config": [],
+    "no source branch (E_c content codes only, as before issue 16)": ["model.source=false", "model.content_dim=64"],
+    "source branch without content codes": ["model.content_dim=0"],
+    "no style strip (the source keeps its style in training)": ["data.style_strip=0.0"],
+    "no style loss": ["loss.style=0.0"],
+    "cross references of other contents": ["data.cross_same_content=false"],
+    "dataset-2 only (no dataset-1, no unlabelled clips)": ["data.dataset1=false", "data.unlabelled=false"],
+    "no augmentation (no speed change, in place, short crops, mirror)": [
+        "data.speed_change=0.0",
+        "data.in_place=0.0",
+        "data.min_window=60",
+        "data.mirror=false",
     ],
-    "encoder losses on, no contact, no CCP": [*ENCODER_LOSSES, "loss.contact=0.0", "loss.ccp=0.0"],
 }
 SAMPLING = {
     "shipped settings": {},
@@ -47,7 +54,10 @@ SAMPLING = {
 REPORT_DIR = REPO_ROOT / "reports" / "diffusion" / "ablation"
 
 
-def run(steps: int, out: Path, variants: list[str]) -> list[dict]:
+def run(steps: int, out: Path, variants: list[str], suite_limit: int = 0) -> list[dict]:
+    from core.stylize.loading import load_stylizer
+    from training.evaluation.suite import run_suite
+
     rows = []
     for index, name in enumerate(variants):
         overrides = [*VARIANTS[name], f"train.max_steps={steps}", "train.progress=false"]
@@ -57,7 +67,12 @@ def run(steps: int, out: Path, variants: list[str]) -> list[dict]:
         config = {**MODEL_CONFIG, "denoiser": "denoiser", "encoders": str(REPO_ROOT / "weights/encoders/contrastive")}
         write_text(folder / "stylizer.json", json.dumps(config, indent=1))
         report, _ = evaluate(None, "cross", config=folder / "stylizer.json", name=name, cleanup=True, split_name="val")
-        rows.append({"variant": name, "overrides": overrides, "report": report})
+        row = {"variant": name, "overrides": overrides, "report": report}
+        if suite_limit:
+            row["suite"] = run_suite(
+                load_stylizer(folder / "stylizer.json"), name, limit=suite_limit, log=lambda *a: None
+            )
+        rows.append(row)
         print(summary_table([report]).splitlines()[-1], flush=True)
     return rows
 
@@ -88,7 +103,7 @@ def write(rows: list[dict], steps: int | None, command: str) -> Path:
         title, what, stem = "sampling and post-processing", "The shipped weights with one setting changed;", "sampling"
     else:
         title, what, stem = (
-            "loss ablation",
+            "training ablation",
             f"Each variant trains {steps} steps from scratch;",
             "ablation",
         )
@@ -104,9 +119,21 @@ def write(rows: list[dict], steps: int | None, command: str) -> Path:
         "|---|---|",
         *(f"| {r['variant']} | `{' '.join(r['overrides'])}` |" for r in rows),
     ]
+    suites = [r["suite"] for r in rows if "suite" in r]
+    if suites:
+        lines += [
+            "",
+            f"## Generalization suite, first {suites[0]['limit']} pairs of each set (raw model and product)",
+            "",
+            suite_table(suites),
+        ]
     path = REPORT_DIR / f"{stem}.md"
     write_text(path, "\n".join(lines) + "\n")
-    slim = [{"variant": r["variant"], "overrides": r["overrides"], "summary": r["report"]["summary"]} for r in rows]
+    slim = [
+        {"variant": r["variant"], "overrides": r["overrides"], "summary": r["report"]["summary"]}
+        | ({"suite": r["suite"]["summary"]} if "suite" in r else {})
+        for r in rows
+    ]
     write_text(REPORT_DIR / f"{stem}.json", json.dumps(slim, indent=1))
     return path
 
@@ -116,14 +143,16 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "diffusion" / "ablation")
     parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--suite-limit", type=int, default=0, help="also run the generalization suite on N pairs a set")
     parser.add_argument("--sampling", action="store_true", help="vary the shipped model's sampling settings instead")
     args = parser.parse_args(argv)
     if args.sampling:
         rows = run_sampling(args.out / "sampling")
         print(f"wrote {write(rows, None, 'python -m training.diffusion.ablation --sampling')}")
         return 0
-    rows = run(args.steps, args.out, args.variants)
+    rows = run(args.steps, args.out, args.variants, args.suite_limit)
     command = "python -m training.diffusion.ablation" + (f" --steps {args.steps}" if args.steps != 1200 else "")
+    command += f" --suite-limit {args.suite_limit}" if args.suite_limit else ""
     print(f"wrote {write(rows, args.steps, command)}")
     return 0
 

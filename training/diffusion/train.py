@@ -1,22 +1,29 @@
-"""Training of the diffusion stylizer's denoiser on the frozen encoders (DESIGN §6, issue 7).
+"""Training of the diffusion stylizer's denoiser on the frozen encoders (DESIGN §6, issues 7 and 16).
 
-Every step draws two half-batches of 2 s windows from the dataset-2 train split (cells balanced:
-content x style drawn uniformly, then a clip, then a window):
+Training clips (``training_selection``): the dataset-2 train split, dataset-1's trainable takes, the
+unlabelled non-Bandai clips the data README allows for training, every one also mirrored. Every step
+draws windows of one length between ``data.min_window`` and ``data.window`` frames (short crops),
+some played faster or slower and some held in place (training/diffusion/augment.py), cells balanced
+(content x style drawn uniformly, then a clip, then a window; an unlabelled clip is a cell of its own):
 
-- **reconstruction**: a window is noised to a random step and the denoiser predicts it back from
-  its own E_c content codes and style codes (``loss.diffusion``, x0 MSE). With probability
-  ``data.swap_style`` the style codes come from a window of ANOTHER clip with the same style label
-  and, where one exists, another content (style labels used as extra supervision, stated here): the
-  network has to read the style from the style codes, not from what the content codes leak. The
-  content codes get Gaussian noise (``data.content_noise``) for the same reason.
-- **cross-clip**: content window A (noised to a random step, as sampling does) with the style codes
-  of a reference window B of another style and another content. There is no ground truth, so the
-  output is scored by the frozen encoders and the source: ``style`` (cosine of E_s(output) to B's
-  global and group codes), ``content`` (E_c(output) vs A's codes), ``contact`` (output contact
-  channels vs A's), ``ccp`` (temporal coherence: InfoNCE matching each output frame-to-frame change
-  to A's change at the same time among all times), and ``limits`` (6D channels outside the range of
-  the training data, on both halves).
+- **reconstruction**: a window is noised to a random step and the denoiser predicts it back
+  (``loss.diffusion``, x0 MSE) from its style codes and, as the model config says, its source
+  features (``model.source``) and/or E_c content codes. The source is the window itself with its
+  style statistics swapped toward another-style clip's (``data.style_strip``), so the style it must
+  put back can only come from the style codes. With probability ``data.swap_style`` the style codes
+  come from ANOTHER clip with the same style label and, where one exists, another content (style
+  labels used as extra supervision, stated here). Content codes get Gaussian noise
+  (``data.content_noise``) for the same reason.
+- **cross-clip**: content window A (noised to a random step, as sampling does; its own source) with
+  the style codes of a reference clip B of another style (of A's content where one exists, with
+  ``data.cross_same_content``). There is no ground truth, so the output is scored by the frozen
+  encoders and the source: ``style`` (cosine of E_s(output) to B's global and group codes),
+  ``content`` (E_c(output) vs A's codes), ``contact`` (output contact channels vs A's), ``ccp``
+  (temporal coherence: InfoNCE matching each output frame-to-frame change to A's change at the same
+  time among all times), and ``limits`` (6D channels outside the range of the training data, on
+  both halves).
 
+The denoiser normalises features by its own statistics over every training frame (``feature_stats``).
 Reproducible and resumable like the contrastive trainer: every draw of a step comes from
 generators seeded by (seed, step); ``checkpoint.safetensors`` + ``checkpoint.json`` (model, AdamW
 state, step; never pickle) every ``train.checkpoint_every`` steps; ``--resume`` continues. The run
@@ -33,7 +40,7 @@ import argparse
 import json
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +55,11 @@ from core.models.denoiser import Denoiser, DenoiserConfig, save_denoiser
 from core.models.encoders import load_encoders
 from core.ops.features import CONTACTS, ROTATIONS
 from core.stylize.diffusion import clip_style_codes
+from training.contrastive.augment import mirror_features, speed_change
 from training.data.cache import FeatureCache, load_cache
 from training.data.paths import REPO_ROOT
-from training.data.split import SPLIT_FILE, load_split, training_takes
+from training.data.split import SPLIT_FILE, dataset1_trainable_takes, load_split, training_takes
+from training.diffusion.augment import hold_in_place, swap_style_statistics
 from training.runs import (
     add_train_arguments,
     append_metrics,
@@ -71,27 +80,26 @@ VAL_FIELDS = ("val_recon", "val_style_transfer", "val_style_cos", "val_content_c
 LOSS_NAMES = ("loss", *(f"loss_{t}" for t in LOSS_TERMS))
 METRIC_FIELDS = ("step", *LOSS_NAMES, "lr", "seconds", *VAL_FIELDS)
 CHECKPOINT = "checkpoint"
+MIN_STD = 0.01  # feature units (cm, radians, 6D components): a channel that barely moves is not amplified
 
 
 class Clips:
-    """One split's dataset-2 clips with their frozen-encoder codes, drawn cell-balanced.
+    """Training clips (canonical features) with their style and content labels and the frozen
+    encoder's style codes, drawn cell-balanced (content x style drawn uniformly, then a clip).
 
-    The codes are computed once, as the stylizer computes them at inference: E_c over the whole
-    clip (a window takes its slice of the code sequence; windows start on code boundaries) and the
-    clip's style codes averaged over its 2 s windows (core.stylize.diffusion.clip_style_codes).
+    The style codes are computed once, as the stylizer computes them at inference: the clip's style
+    codes averaged over its 2 s windows (core.stylize.diffusion.clip_style_codes). Unlabelled clips
+    (non-Bandai motion) are a cell each, their style label their own id, so a "same style" draw
+    finds the clip itself and a "another style" draw any other clip.
     """
 
-    def __init__(self, cache: FeatureCache, ids: list[str], window: int, encoders, progress: bool = False):
-        position = {c.id: i for i, c in enumerate(cache.clips)}
-        rows = [position[i] for i in sorted(ids) if cache.clip_features(position[i]).shape[0] >= window]
-        self.features = [np.asarray(cache.clip_features(r), dtype=np.float32) for r in rows]
-        self.style = np.array([cache.clips[r].style for r in rows])
-        self.content = np.array([cache.clips[r].content for r in rows])
-        self.window = window
-        self.stride = encoders.config.content_stride
-        self.content_codes, style, groups = [], [], []
+    def __init__(self, ids, features: list[np.ndarray], styles, contents, encoders, progress: bool = False):
+        self.ids = list(ids)
+        self.features = features
+        self.style = np.asarray(styles)
+        self.content = np.asarray(contents)
+        style, groups = [], []
         for f in tqdm(self.features, desc="encoding clips", unit="clip", disable=not progress):
-            self.content_codes.append(encoders.encode(f[None])["content"][0])
             codes = clip_style_codes(encoders, f)
             style.append(codes["style"])
             groups.append(codes["groups"])
@@ -108,29 +116,90 @@ class Clips:
         cells = rng.integers(0, len(self.cell_keys), n)
         return np.array([rng.choice(self.cells[self.cell_keys[c]]) for c in cells])
 
-    def other(self, rng: np.random.Generator, clip: int, same_style: bool) -> int:
+    def other(self, rng: np.random.Generator, clip: int, same_style: bool, same_content: bool = False) -> int:
         """A clip of the same style label and another content (same_style), or of another style and
-        another content; falls back to any other clip of that style / any clip of another style."""
+        another content (of the same content with ``same_content``); falls back to any other clip of
+        that style / any clip of another style."""
         style, content = self.style[clip], self.content[clip]
         if same_style:
             pick = np.flatnonzero((self.style == style) & (self.content != content))
             pick = pick if len(pick) else np.flatnonzero(self.style == style)
         else:
-            pick = np.flatnonzero((self.style != style) & (self.content != content))
+            contents = self.content == content if same_content else self.content != content
+            pick = np.flatnonzero((self.style != style) & contents)
             pick = pick if len(pick) else np.flatnonzero(self.style != style)
         return int(rng.choice(pick))
 
-    def windows(self, rng: np.random.Generator, clips) -> tuple[np.ndarray, np.ndarray]:
-        """(features (n, window, 134), content codes (n, window // stride, Dc)) of random windows."""
-        steps = self.window // self.stride
-        features = np.empty((len(clips), self.window, self.features[0].shape[1]), np.float32)
-        codes = np.empty((len(clips), steps, self.content_codes[0].shape[1]), np.float32)
+    def windows(self, rng: np.random.Generator, clips, length: int, augment: dict | None = None) -> np.ndarray:
+        """(n, length, 134) random windows of ``clips``; ``augment`` (the config's data table) plays
+        some faster or slower and holds some in place (training/diffusion/augment.py)."""
+        out = np.empty((len(clips), length, self.features[0].shape[1]), np.float32)
+        low, high = (augment or {}).get("speed", (1.0, 1.0))
         for k, c in enumerate(clips):
-            last = min(self.features[c].shape[0] - self.window, (len(self.content_codes[c]) - steps) * self.stride)
-            start = self.stride * rng.integers(0, last // self.stride + 1)
-            features[k] = self.features[c][start : start + self.window]
-            codes[k] = self.content_codes[c][start // self.stride : start // self.stride + steps]
-        return features, codes
+            f = self.features[c]
+            change = augment is not None and rng.random() < augment["speed_change"]
+            factor = float(np.exp(rng.uniform(np.log(low), np.log(high)))) if change else 1.0
+            factor = min(factor, (len(f) - 1) / max(1, length - 1))  # a short clip cannot be sped up past its end
+            span = factor * (length - 1)
+            start = (
+                rng.uniform(0, max(0.0, len(f) - 1 - span)) if factor != 1.0 else rng.integers(0, len(f) - length + 1)
+            )
+            if factor == 1.0:
+                out[k] = f[start : start + length]
+            else:
+                out[k] = speed_change(torch.from_numpy(f)[None], factor, start, length)[0].numpy()
+            if augment is not None and rng.random() < augment["in_place"]:
+                out[k] = hold_in_place(out[k])
+        return out
+
+
+def _labelled(cache: FeatureCache, ids, window: int, prefix: str = "") -> tuple[list, list, list, list]:
+    """(ids, features, style labels, content labels) of the cache's clips ``ids`` at least ``window``
+    frames long, labels prefixed (dataset-1's kept apart from dataset-2's)."""
+    position = {c.id: i for i, c in enumerate(cache.clips)}
+    rows = [position[i] for i in sorted(ids) if cache.clip_features(position[i]).shape[0] >= window]
+    return (
+        [cache.clips[r].id for r in rows],
+        [np.asarray(cache.clip_features(r), dtype=np.float32) for r in rows],
+        [prefix + cache.clips[r].style for r in rows],
+        [prefix + cache.clips[r].content for r in rows],
+    )
+
+
+def training_selection(cache: FeatureCache, config: dict, progress: bool = False) -> tuple[list, list, list, list]:
+    """(ids, features, style labels, content labels) of the training clips: the dataset-2 train
+    split; as the config's data table says, dataset-1's trainable takes, the unlabelled non-Bandai
+    clips allowed for training (training/data/unlabelled.py; each its own style and content) and
+    every clip mirrored (id suffix ``#mirrored``, same labels). ``max_train_clips`` caps each source."""
+    d = config["data"]
+    window, limit = d["window"], d["max_train_clips"]
+    train_ids, _ = training_takes(cache.clips, load_split(), limit, d["max_val_clips"])
+    ids, features, styles, contents = _labelled(cache, train_ids, window)
+    if d["dataset1"]:
+        more = _labelled(cache, dataset1_trainable_takes(limit), window, prefix="dataset-1:")
+        ids, features, styles, contents = (a + b for a, b in zip((ids, features, styles, contents), more))
+    if d["unlabelled"]:
+        from training.data.unlabelled import load_unlabelled_cache
+
+        names, unlabelled = load_unlabelled_cache(progress=progress)
+        keep = [k for k, f in enumerate(unlabelled) if len(f) >= window][: limit or None]
+        ids += [names[k] for k in keep]
+        features += [unlabelled[k] for k in keep]
+        styles += [f"unlabelled:{names[k]}" for k in keep]
+        contents += [f"unlabelled:{names[k]}" for k in keep]
+    if d["mirror"]:
+        ids = ids + [f"{i}#mirrored" for i in ids]
+        features = features + [mirror_features(f) for f in features]
+        styles, contents = styles * 2, contents * 2
+    return ids, features, styles, contents
+
+
+def training_clips(cache: FeatureCache, config: dict, encoders, progress: bool) -> tuple[Clips, Clips]:
+    """(train, val) Clips: ``training_selection`` and the dataset-2 val split takes."""
+    d = config["data"]
+    _, val_ids = training_takes(cache.clips, load_split(), d["max_train_clips"], d["max_val_clips"])
+    train = Clips(*training_selection(cache, config, progress), encoders, progress)
+    return train, Clips(*_labelled(cache, val_ids, d["window"]), encoders, progress)
 
 
 def denoiser_config(config: dict) -> DenoiserConfig:
@@ -147,25 +216,29 @@ def ccp_loss(output: torch.Tensor, source: torch.Tensor, temperature: float) -> 
     return F.cross_entropy(logits.flatten(0, 1), target.flatten())
 
 
+def feature_stats(features: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-channel mean and spread of every training frame, the spread floored at MIN_STD: the
+    denoiser's own normalisation. The encoders' (Bandai frames only) would put motion from other
+    captures dozens of spreads out (a Bandai pelvis height varies by 2 cm, a CMU one by 90)."""
+    frames = np.concatenate(features).astype(np.float64)
+    return {"mean": frames.mean(0).astype(np.float32), "std": np.maximum(frames.std(0), MIN_STD).astype(np.float32)}
+
+
 class Trainer:
     def __init__(self, config: dict, out: Path, command: str = "", cache: FeatureCache | None = None, log=print):
         self.config, self.out, self.command, self.log = config, Path(out), command, log
         torch.manual_seed(config["seed"])
         torch.set_num_threads(config["threads"])
         self.device = run_device(config)
-        d = config["data"]
         cache = cache or load_cache(progress=False)
-        split = load_split()
-        train_ids, val_ids = training_takes(cache.clips, split, d["max_train_clips"], d["max_val_clips"])
         self.encoders = load_encoders(REPO_ROOT / config["encoders"], self.device)
         for module in (self.encoders.content, self.encoders.style):
             module.eval().requires_grad_(False)
-        progress = config["train"]["progress"]
-        self.train = Clips(cache, train_ids, d["window"], self.encoders, progress)
-        self.val = Clips(cache, val_ids, d["window"], self.encoders, progress)
-        self.mean = torch.as_tensor(self.encoders.stats["mean"], device=self.device)
-        self.std = torch.as_tensor(self.encoders.stats["std"], device=self.device)
-        frames = (np.concatenate(self.train.features) - self.encoders.stats["mean"]) / self.encoders.stats["std"]
+        self.train, self.val = training_clips(cache, config, self.encoders, config["train"]["progress"])
+        self.stats = feature_stats(self.train.features)
+        self.mean = torch.as_tensor(self.stats["mean"], device=self.device)
+        self.std = torch.as_tensor(self.stats["std"], device=self.device)
+        frames = (np.concatenate(self.train.features) - self.stats["mean"]) / self.stats["std"]
         self.low = torch.as_tensor(frames.min(0), device=self.device)
         self.high = torch.as_tensor(frames.max(0), device=self.device)
         self.schedule = NoiseSchedule(config["model"]["schedule_steps"])
@@ -177,7 +250,23 @@ class Trainer:
         # run averages the same steps into its next row as an uninterrupted one)
         self.sums: dict[str, float] = defaultdict(float)
         self.count = 0
-        self.content_std = float(np.concatenate(self.train.content_codes).std())
+        self.stride = self.encoders.config.content_stride
+        self.content_std = self._content_std()
+
+    def _content_std(self) -> float:
+        """The spread of E_c's codes over the training clips (the content-noise and content-loss scale)."""
+        sample = [f[: self.config["data"]["window"]] for f in self.train.features[:: max(1, len(self.train) // 64)]]
+        codes = self.encoders.encode(np.stack(sample))["content"]
+        return float(codes.std())
+
+    def content_codes(self, raw: torch.Tensor, generator: torch.Generator) -> torch.Tensor | None:
+        """E_c's codes of raw windows with the training noise, or None when the denoiser reads none."""
+        if not self.model.config.content_dim:
+            return None
+        with torch.no_grad():
+            codes = self.encoders.codes(raw)["content"]
+        scale = self.config["data"]["content_noise"] * self.content_std
+        return codes + scale * torch.randn(codes.shape, generator=generator).to(self.device)
 
     def normalise(self, raw: np.ndarray) -> torch.Tensor:
         return (torch.from_numpy(raw).to(self.device) - self.mean) / self.std
@@ -192,22 +281,30 @@ class Trainer:
         return t["lr"] * warm * 0.5 * (1 + np.cos(np.pi * progress))
 
     def batch(self, step: int) -> dict[str, np.ndarray]:
-        """The step's draw: reconstruction windows x (content codes, style codes of the clip itself
-        or of a same-style clip) and cross-clip windows a with the style codes of a reference clip."""
+        """The step's draw, all windows of one length (short crops: a multiple of E_c's stride from
+        ``data.min_window`` to ``data.window``): reconstruction windows x with the style codes of the
+        clip itself or of a same-style clip, the windows of another-style clips their sources' style
+        statistics are swapped toward (``strip``, by ``amount``, 0 for an unswapped source), and
+        cross-clip windows a with the style codes of a reference clip."""
         rng = np.random.default_rng(step_seed(self.config["seed"], step))
+        d = self.config["data"]
         n, data = self.config["train"]["batch_size"], self.train
+        length = self.stride * int(rng.integers(d["min_window"] // self.stride, d["window"] // self.stride + 1))
         clips = data.balanced(rng, n)
-        swap = rng.random(n) < self.config["data"]["swap_style"]
+        swap = rng.random(n) < d["swap_style"]
         style_clips = [data.other(rng, c, same_style=True) if s else c for c, s in zip(clips, swap)]
         sources = data.balanced(rng, max(1, n // 2))
-        references = [data.other(rng, c, same_style=False) for c in sources]
-        x, x_content = data.windows(rng, clips)
-        a, a_content = data.windows(rng, sources)
+        same_content = bool(d["cross_same_content"])
+        references = [data.other(rng, c, same_style=False, same_content=same_content) for c in sources]
+        strip = [data.other(rng, c, same_style=False) for c in clips]
+        amount = np.where(rng.random(n) < d["style_strip"], rng.uniform(0.5, 1.0, n), 0.0).astype(np.float32)
+        windows = data.windows(rng, np.concatenate([clips, sources]), length, augment=d)
         styles = np.concatenate([style_clips, references])
         return {
-            "x": x,
-            "a": a,
-            "content": np.concatenate([x_content, a_content]),
+            "x": windows[:n],
+            "a": windows[n:],
+            "strip": data.windows(rng, strip, length),
+            "amount": amount,
             "style": data.style_codes[styles],
             "groups": data.group_codes[styles],
         }
@@ -218,13 +315,15 @@ class Trainer:
         steps = self.schedule.num_steps
         x, a = self.normalise(batch["x"]), self.normalise(batch["a"])
         style, groups = (torch.from_numpy(batch[k]).to(self.device) for k in ("style", "groups"))
-        content = torch.from_numpy(batch["content"]).to(self.device)
-        noise_scale = self.config["data"]["content_noise"] * self.content_std
-        content = content + noise_scale * torch.randn(content.shape, generator=generator).to(self.device)
         clean = torch.cat([x, a])
+        content = self.content_codes(self.raw(clean), generator)
+        source = None
+        if self.model.config.source:
+            stripped = swap_style_statistics(x, self.normalise(batch["strip"]), torch.from_numpy(batch["amount"]))
+            source = torch.cat([stripped, a])
         t = torch.randint(0, steps, (len(clean),), generator=generator).to(self.device)
         noise = torch.randn(clean.shape, generator=generator).to(self.device)
-        x0 = self.model(self.schedule.add_noise(clean, noise, t), t, content, style, groups)
+        x0 = self.model(self.schedule.add_noise(clean, noise, t), t, content, style, groups, source)
         rec, cross = x0[:n], x0[n:]
         out = {"diffusion": F.mse_loss(rec, x)}
         rot = slice(ROTATIONS.start, ROTATIONS.stop)
@@ -270,17 +369,18 @@ class Trainer:
         rng = np.random.default_rng([self.config["seed"], 12345])
         sources = self.val.balanced(rng, v["pairs"])
         references = [self.val.other(rng, c, same_style=False) for c in sources]
-        a_raw, a_content = self.val.windows(rng, sources)
+        a_raw = self.val.windows(rng, sources, self.config["data"]["window"])
         a = self.normalise(a_raw)
         codes_a = self.encoders.codes(torch.from_numpy(a_raw).to(self.device))
         style_b = torch.from_numpy(self.val.style_codes[references]).to(self.device)
         groups_b = torch.from_numpy(self.val.group_codes[references]).to(self.device)
-        content = torch.from_numpy(a_content).to(self.device)
+        content = codes_a["content"] if self.model.config.content_dim else None
+        source = a if self.model.config.source else None
         sampler = DDIMSampler(self.schedule, v["steps"])
         generator = torch.Generator().manual_seed(0)
 
         def denoise(x_t, t):
-            return self.model(x_t, t, content, style_b, groups_b)
+            return self.model(x_t, t, content, style_b, groups_b, source)
 
         out = self.encoders.codes(self.raw(sampler.sample(denoise, a, 1.0, generator)))
         style_a = torch.from_numpy(self.val.style_codes[sources]).to(self.device)
@@ -289,7 +389,7 @@ class Trainer:
         to_a = F.cosine_similarity(out["style"], style_a, dim=-1)
         t = torch.full((len(a),), self.schedule.num_steps // 2, dtype=torch.long)
         noisy = self.schedule.add_noise(a, torch.randn(a.shape, generator=generator), t)
-        rec = self.model(noisy, t, content, style_a, groups_a)
+        rec = self.model(noisy, t, content, style_a, groups_a, source)
         return {
             "val_recon": float(F.mse_loss(rec, a)),
             "val_style_transfer": float((to_b > to_a).float().mean()),
@@ -370,10 +470,11 @@ class Trainer:
             "split_file": SPLIT_FILE.relative_to(REPO_ROOT).as_posix(),
             "split_sha256": file_sha256(SPLIT_FILE),
             "train_clips": len(self.train),
-            "normalisation": "the encoders' (every frame of the training clips)",
+            "train_sources": dict(Counter(i.split("#")[0].split("_")[0] for i in self.train.ids)),
+            "normalisation": "every frame of the training clips (feature_stats)",
             "torch": torch.__version__,
         }
-        save_denoiser(self.out / "denoiser", self.model, self.encoders.stats, {"training": training})
+        save_denoiser(self.out / "denoiser", self.model, self.stats, {"training": training})
         return self.out / "denoiser"
 
 

@@ -53,8 +53,8 @@ from core.io.bvh import read_bvh
 from core.retarget.matching import rig_for_skeleton
 from core.runtime import MIN_FRAMES, RigMotion
 from training.data.index import Clip, load_index
-from training.data.paths import REPO_ROOT, data_root
-from training.data.split import load_split
+from training.data.paths import data_root
+from training.data.split import DATASET1_STYLES_FILE, load_split
 from training.evaluation.generalization_clips import (
     BANDAI,
     MAX_CLIP_SECONDS,
@@ -70,7 +70,7 @@ from training.runs import write_or_check
 
 SETS = ("in_place", "short_cycles", "unseen_contents", "unseen_styles", "foreign")
 GENERALIZATION_DIR = SETS_DIR / "generalization"
-STYLES_FILE = REPO_ROOT / "training" / "splits" / "dataset1_styles.json"
+STYLES_FILE = DATASET1_STYLES_FILE
 
 # dataset-1 style -> the dataset-2 style it names; the other eight have no counterpart.
 COUNTERPARTS = {
@@ -312,7 +312,7 @@ def _cmu_descriptions(root: Path) -> dict[str, str]:
 def foreign_spec(root: Path, path: str, descriptions: dict[str, str]) -> ClipSpec:
     """A foreign clip on its detected rig and up axis, whole or cropped."""
     motion = read_bvh(root / path)
-    rig_motion = RigMotion(rig_for_skeleton(motion.skeleton, name=path), motion)
+    rig_motion = RigMotion(rig_for_skeleton(motion.skeleton, name=path, motion=motion), motion)
     up_axis = rig_motion.rig.up_axis
     frames, cut = crop_frames(rig_motion)
     source = path.split("/")[1]
