@@ -372,7 +372,7 @@ def evaluate_pose(obj, action, frames, rest):
     return mats[:, order]
 
 
-def read_action(obj, action=None, frame_start=None, frame_end=None, stand_ins=None) -> dict:
+def read_action(obj, action=None, frame_start=None, frame_end=None, stand_ins=None, evaluate=True) -> dict:
     """Sample ``action`` (default: the armature's assigned one) over [frame_start, frame_end]
     (default: the action's frame range) into runtime-convention arrays.
 
@@ -380,7 +380,8 @@ def read_action(obj, action=None, frame_start=None, frame_end=None, stand_ins=No
     (sample_times); ``fps`` is the scene's rate divided by the spacing, so a take keeps its own rate.
     Armatures with constraints are read as Blender evaluates them (has_constraints); ``stand_ins``
     (bone -> bone of the same rest) reads a bone with another's evaluated pose: a control read as
-    the bone it drives shows (rigify_limbs).
+    the bone it drives shows (rigify_limbs); ``evaluate`` False reads the keys alone, which never
+    changes the scene's frame (safe while the panel draws).
     Returns bone_names, parents (J,), offsets (J, 3), rest_quats (J, 4), heads (J, 3), tails (J, 3),
     rotations (F, J, 4) local quaternions (w, x, y, z), translations (F, J, 3) local translations,
     rotation_modes, fps, frame_start, frame_end, frames (F,), up_axis "Z", slot_name, evaluated,
@@ -416,7 +417,7 @@ def read_action(obj, action=None, frame_start=None, frame_end=None, stand_ins=No
             out[:, i] = default[i] if vals is None else vals
         return out
 
-    evaluated = has_constraints(obj)
+    evaluated = evaluate and has_constraints(obj)
     basis_q = np.empty((F, J, 4))
     loc = np.empty((F, J, 3))
     modes = []

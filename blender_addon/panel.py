@@ -14,10 +14,13 @@ _setup_cache: dict = {}
 
 
 def cached_rig_setup(obj):
-    """rig_setup for drawing: recomputed only when the armature's bones or hand mapping change."""
+    """rig_setup for drawing: recomputed only when the armature's bones, hand mapping or action (a rig
+    whose legs point up at rest stands as its action shows) change."""
     mapping = obj.data.motion_style_mapping
     transform = tuple(round(v, 6) for row in obj.matrix_world for v in row)
-    key = (obj.name, obj.data.name, len(obj.data.bones), transform, tuple(getattr(mapping, j) for j in BODY_JOINTS))
+    action = obj.animation_data.action if obj.animation_data else None
+    joints = tuple(getattr(mapping, j) for j in BODY_JOINTS)
+    key = (obj.name, obj.data.name, len(obj.data.bones), transform, joints, getattr(action, "name", None))
     hit = _setup_cache.get(obj.name)
     if hit is None or hit[0] != key:
         if len(_setup_cache) > 32:

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import action_io
+from .core.motion.motion import Motion
 from .core.motion.skeleton import Skeleton
+from .core.ops.rotations import identity_quat
 from .core.retarget.matching import detect_mapping
 from .core.retarget.object_transform import ObjectTransformError, points_to_world, to_world
 from .core.retarget.presets import preset_rig
-from .core.retarget.retarget import check_rig
+from .core.retarget.retarget import check_rig, raised_legs, standing_rig
 from .core.retarget.rig import BODY_JOINTS, REQUIRED_JOINTS, Rig, RigError, detect_up_axis, up_vector
-from .core.ops.rotations import identity_quat
 
 WORLD_UP = "Z"  # Blender's world: the up axis of rigs whose rest pose carries its own rotations
 FOOT_JOINTS = ("Foot_L", "Foot_R", "Toes_L", "Toes_R")
@@ -114,9 +115,23 @@ def _checked_rig(obj, rest, skeleton, mapping, preset) -> Rig:
     rig = Rig(skeleton, mapping, rest_rotations=rest_rotations, up_axis=WORLD_UP, name=name)
     if rest_rotations is None:  # a rest pose that is a pose: it shows where up is, and where the soles are
         up = detect_up_axis(skeleton, mapping)
-        rig = replace(rig, up_axis=up, floor=feet_floor(obj, rest, mapping, up))
+        rig = _standing(replace(rig, up_axis=up, floor=feet_floor(obj, rest, mapping, up)), obj)
     check_rig(rig)
     return rig
+
+
+def _standing(rig: Rig, obj) -> Rig:
+    """The rig stood as the armature's action shows (core.retarget.retarget.standing_rig) when its
+    legs point up at rest (a BVH imported with its zero pose as the rest pose, as Bandai's and
+    Character Creator's are); as it is otherwise, or without an action (check_rig then says why).
+    The soles measured at rest were in the air, so the stood rig's floor is its lowest foot joint
+    (as for a BVH file's rig). The keys alone are read: the panel calls this while drawing."""
+    action = obj.animation_data.action if obj.animation_data else None
+    if action is None or not raised_legs(rig):
+        return rig
+    data = action_io.read_action(obj, action, evaluate=False)
+    rotations, translations = to_world(data["parents"], data["rotations"], data["translations"], world_matrix(obj))
+    return replace(standing_rig(rig, Motion(rig.skeleton, rotations, translations, data["fps"])), floor=None)
 
 
 def require_rig(obj, rest: dict | None = None) -> Rig:

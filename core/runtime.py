@@ -236,14 +236,15 @@ def stylize_rig_motion(
     if unknown:
         raise RequestError(f"unknown body groups {unknown}; groups are {list(GROUPS)}")
     job.step("retarget in")
-    for rig in {id(m.rig): m.rig for m in (content, reference, *group_references.values())}.values():
-        check_rig(rig)
     roles = [("content", content), ("reference", reference)]
-    for role, m in roles + [(f"group reference {g}", m) for g, m in group_references.items()]:
+    roles += [(f"group reference {g}", m) for g, m in group_references.items()]
+    for role, m in roles:  # sides first: a swapped rig's rest pose fails later checks in confusing ways
         try:
             check_sides(m.rig, m.motion)
         except RigError as e:
             raise RigError(f"{role}: {e}") from None
+    for rig in {id(m.rig): m.rig for _, m in roles}.values():
+        check_rig(rig)
     content30 = resample(content.motion, FEATURE_FPS)  # also the base the output is retargeted onto
     frames30 = content30.num_frames
     content_c = in_chunks(job, frames30, lambda a, b: retarget(content30.slice(a, b), content.rig, canonical_rig()))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from conftest import bandai_clip
 
-from tests.blender_runner import run_addon_script
+from tests.blender_runner import plain_bvh, run_addon_script
 from training.data.paths import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "tests" / "blender" / "addon_stylize.py"
@@ -21,8 +21,17 @@ pytestmark = pytest.mark.blender
 @pytest.fixture(scope="module", params=["5.0", "4.5"], ids=["bpy5.0", "bpy4.5"])
 def measured(request, tmp_path_factory, data_root):
     tmp = tmp_path_factory.mktemp(f"addon-{request.param}")
+    standing = plain_bvh(data_root / "motion" / "cmu_iclone_ccbase" / "002_01.bvh.gz", tmp)  # legs up at rest
     return run_addon_script(
-        SCRIPT, tmp, bandai_clip(CONTENT), bandai_clip(STYLE), "--faults", timeout=600, blender=request.param
+        SCRIPT,
+        tmp,
+        bandai_clip(CONTENT),
+        bandai_clip(STYLE),
+        "--faults",
+        "--standing-bvh",
+        standing,
+        timeout=600,
+        blender=request.param,
     )
 
 
@@ -93,6 +102,15 @@ def test_bone_mapping_set_on_the_armature_completes_a_rig(measured):
     assert "UpperArm_L, LowerArm_L, Hand_L" in m["error"] and "Bone Mapping" in m["error"]
     assert m["missing_after"] == [] and m["manual_after"] == ["Hand_L", "LowerArm_L", "UpperArm_L"]
     assert m["result_assigned"]
+
+
+def test_a_bvh_imported_with_its_legs_up_at_rest_reads_as_the_file_does(measured):
+    """Character Creator's BVH through Blender's importer: the armature's rest raises the legs, the
+    add-on stands them as the action shows, and the clip reaches the canonical skeleton exactly as
+    the runtime's reading of the file takes it there."""
+    m = measured["standing_bvh"]
+    assert m["error"] == "" and m["raised_at_rest"] == ["L", "R"]
+    assert m["vs_file_rad"] < 1e-3 and m["vs_file_cm"] < 0.1
 
 
 def test_blender_metarig_is_stylized_like_the_bvh_rig(measured):

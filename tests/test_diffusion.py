@@ -254,7 +254,7 @@ def test_encoder_codes_match_encode(clips):
     encoders = load_encoders(ENCODERS)
     features, _ = motion_to_features(clips["walk"])
     windows = np.stack([features[0:60], features[100:160]]).astype(np.float32)
-    assert set(encoders.erasers) == {"content", "style"}  # the shipped encoders erase labels from both
+    assert set(encoders.erasers) == {"content", "style", "groups"}  # labels erased from every code read
     expected = encoders.encode(windows)
     x = torch.from_numpy(windows).requires_grad_(True)
     got = encoders.codes(x)

@@ -18,8 +18,14 @@ from training.runs import load_config
 @pytest.fixture(scope="module")
 def windows(cache):
     """Two normalised 60-frame windows of different dataset-2 clips (a walk and another style's run)."""
-    rows = [i for i, c in enumerate(cache.clips) if c.dataset == "dataset-2"]
-    raw = np.stack([cache.clip_features(rows[0])[:60], cache.clip_features(rows[-1])[:60]])
+    long = cache.lengths() >= 60
+    walk = next(i for i, c in enumerate(cache.clips) if c.dataset == "dataset-2" and c.content == "walk" and long[i])
+    run = next(
+        i
+        for i, c in enumerate(cache.clips)
+        if c.dataset == "dataset-2" and c.content == "run" and c.style != cache.clips[walk].style and long[i]
+    )
+    raw = np.stack([cache.clip_features(walk)[:60], cache.clip_features(run)[:60]])
     mean, std = raw.reshape(-1, raw.shape[-1]).mean(0), raw.reshape(-1, raw.shape[-1]).std(0) + 1e-3
     return torch.from_numpy(((raw - mean) / std).astype(np.float32))
 

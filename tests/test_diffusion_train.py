@@ -17,7 +17,16 @@ import pytest
 import tomllib
 from safetensors.numpy import load_file
 
-from training.diffusion.train import DEFAULT_CONFIG, LOSS_NAMES, LOSS_TERMS, VAL_FIELDS, train
+from training.diffusion.train import (
+    DEFAULT_CONFIG,
+    LOSS_NAMES,
+    LOSS_TERMS,
+    MIN_STD,
+    VAL_FIELDS,
+    feature_stats,
+    train,
+    training_clips,
+)
 from training.runs import load_config, parse_override, read_metrics
 
 REPO = DEFAULT_CONFIG.parents[2]
@@ -41,7 +50,7 @@ def _weighted_loss(config: dict, row: dict) -> float:
     return sum(config["loss"][t] * row[f"loss_{t}"] for t in LOSS_TERMS)
 
 
-def test_run_writes_everything(straight):
+def test_run_writes_everything(straight, cache):
     from core.models.denoiser import load_denoiser
     from core.models.encoders import load_encoders
     from training.data.split import SPLIT_FILE
@@ -85,10 +94,12 @@ def test_run_writes_everything(straight):
     assert training["encoders"] == config["encoders"]
     assert training["split_file"] == SPLIT_FILE.relative_to(REPO).as_posix()
     assert training["supervised_style_swap"] is True
-    # the normalisation is the frozen encoders' one
-    encoders = load_encoders(REPO / config["encoders"])
-    np.testing.assert_allclose(meta["stats"]["mean"], np.asarray(encoders.stats["mean"]).reshape(-1), rtol=1e-6)
-    np.testing.assert_allclose(meta["stats"]["std"], np.asarray(encoders.stats["std"]).reshape(-1), rtol=1e-6)
+    # the normalisation is the denoiser's own: that of every frame of its training selection
+    train_clips, _ = training_clips(cache, config, load_encoders(REPO / config["encoders"]), progress=False)
+    expected = feature_stats(train_clips.features)
+    np.testing.assert_allclose(meta["stats"]["mean"], expected["mean"], rtol=1e-6)
+    np.testing.assert_allclose(meta["stats"]["std"], expected["std"], rtol=1e-6)
+    assert min(meta["stats"]["std"]) >= np.float32(MIN_STD)
     # the exported weights are the final checkpoint's model
     exported, saved = load_file(out / "denoiser.safetensors"), load_file(out / "checkpoint.safetensors")
     assert {f"model.{k}" for k in exported} == {k for k in saved if k.startswith("model.")}

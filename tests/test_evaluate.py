@@ -46,6 +46,9 @@ def test_report_files(identity_cross, tmp_path):
     assert "| cross | identity |" in (out / "report.md").read_text()
     for name in ("confusion_style.png", "confusion_content.png", "sra_per_style.png", "strip_1.png"):
         assert (out / name).stat().st_size > 10_000, name
+    suite_report = tmp_path / "generalization" / "identity" / "report.json"  # a suite's: it has its own summary
+    suite_report.parent.mkdir(parents=True)
+    suite_report.write_text(json.dumps({"suite": "generalization", "stylizer": "identity", "sets": [], "rows": []}))
     assert main(["--summary", "--out", str(tmp_path)]) == 0
     assert "| cross | identity |" in (tmp_path / "summary.md").read_text()
 

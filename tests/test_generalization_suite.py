@@ -13,7 +13,7 @@ from core.stylize.baselines import STYLIZERS
 from core.stylize.loading import load_stylizer
 from core.stylize.request import StyleRequest
 from training.evaluate import main as evaluate_main
-from training.evaluation import suite
+from training.evaluation import own_clips, suite
 from training.evaluation.generalization_sets import entry_motions, load_generalization_set
 
 
@@ -39,6 +39,7 @@ def test_the_identity_stylizer_is_a_perfect_copy_raw(judges_and_scale, name):
             assert row["distance_vs_source"] == 1.0 and row["style_shift"] == 0.0 and not row["style_toward"]
             assert all(row[k] == 1.0 for k in row if k.startswith("retention_"))
             assert row.get("seam_added_cm", 0.0) == 0.0
+            assert row.get("excursion_vs_root_motion", 1.0) == pytest.approx(1.0, abs=1e-6)
     assert all("seconds" in r for r in rows if r["run"] == "product")
 
 
@@ -78,3 +79,43 @@ def test_one_sampling_finished_twice_is_the_raw_and_the_product_stylize():
     for ours, theirs in ((shared, product), (again.raw, raw)):
         assert np.array_equal(ours.rotations, theirs.rotations) and np.array_equal(ours.positions, theirs.positions)
     assert not np.allclose(raw.positions, product.positions)  # the post-processes do change the output
+
+
+@pytest.fixture(scope="module")
+def own_clips_folder(tmp_path_factory):
+    """Motion that is in no data folder: the bundled examples on Mixamo, Rigify and metarig rigs at
+    120, 60, 25 and 24 fps, a 31-frame crop and two held in place (own_clips.write_variants)."""
+    folder = tmp_path_factory.mktemp("own") / "clips"
+    own_clips.write_variants(folder)
+    return folder
+
+
+def test_own_clips_run_the_suite_measures_on_any_files(own_clips_folder, tmp_path):
+    """--suite own: every clip of a folder with itself and with each bundled example reference, raw
+    and product, measured like the committed sets (identity: a perfect copy raw, near one product)."""
+    argv = ["--suite", "own", "--clips", str(own_clips_folder), "--stylizer", "identity", "--out", str(tmp_path)]
+    assert evaluate_main(argv) == 0
+    report = json.loads((tmp_path / "own_clips" / "identity" / "report.json").read_text())
+    rows = report["rows"]
+    references = sorted((REPO_ROOT / "examples" / "clips").glob("*.bvh"))
+    clips = len(own_clips.VARIANTS)
+    assert len([r for r in rows if r["kind"] == "pair"]) == clips * len(references) * 2  # raw and product
+    selves = {(r["id"], r["run"]): r for r in rows if r["kind"] == "self"}
+    assert len(selves) == clips * 2
+    for (clip, run), row in selves.items():
+        if run == "raw":
+            assert row["joint_error_pct"] == 0.0 and row["distance_ratio"] == 1.0 and row["contact_f1"] == 1.0
+        else:  # through the clip's own rig and rate and back, and the foot cleanup (its contacts: README)
+            assert row["joint_error_pct"] < 1.0 and abs(row["distance_ratio"] - 1.0) < 0.01, (clip, row)
+    for row in rows:
+        if row["kind"] == "pair" and row["run"] == "raw":
+            assert row["stance_height_change_cm"] == 0.0 and row["distance_vs_source"] == 1.0
+            assert all(row[k] == 1.0 for k in row if k.startswith("retention_"))
+            assert "style_shift" in row  # ../shared is here: the real takes' unit
+    assert "| own | identity | raw |" in (tmp_path / "own_clips" / "summary.md").read_text()
+
+
+def test_own_clips_refuse_a_folder_without_bvh_files(tmp_path):
+    (tmp_path / "notes.txt").write_text("no motion here")
+    with pytest.raises(SystemExit, match="no .bvh or .bvh.gz files"):
+        evaluate_main(["--suite", "own", "--clips", str(tmp_path), "--stylizer", "identity", "--out", str(tmp_path)])

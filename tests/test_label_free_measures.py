@@ -364,3 +364,15 @@ def test_every_measure_runs_on_four_frames_at_any_rate(walk, fps):
     ]
     assert np.isfinite(values).all()
     assert isinstance(lf.is_cyclic(clip), bool) and isinstance(lf.events_in(clip)["jump"], bool)
+
+
+def test_foot_excursion_ignores_the_root_and_sees_a_shuffle(real):
+    """The stride's swing about the pelvis: the same with the root held in place, larger for a run
+    than a walk, and a fraction when the legs keep their first pose (a shuffle at its limit)."""
+    walk, run = real["walk"], real["run"]
+    assert lf.foot_excursion(hold_pelvis_in_place(walk)) == pytest.approx(lf.foot_excursion(walk), rel=1e-9)
+    assert 30.0 < lf.foot_excursion(walk) < lf.foot_excursion(run)
+    legs = [i for i, n in enumerate(walk.skeleton.names) if n.endswith(("_L", "_R")) and "Leg" in n or "Foot" in n]
+    frozen = walk.rotations.copy()
+    frozen[:, legs] = walk.rotations[:1, legs]
+    assert lf.foot_excursion(walk.with_arrays(rotations=frozen)) < 0.25 * lf.foot_excursion(walk)  # hips still turn

@@ -4,6 +4,7 @@
     python -m training.evaluate --config weights/stylizer.json --set cross --cleanup
     python -m training.evaluate --summary          # reports/summary.md from every report.json
     python -m training.evaluate --suite generalization --config weights/stylizer.json   # issue 15
+    python -m training.evaluate --suite own --clips DIR --config weights/stylizer.json  # any BVH files
 
 Every report carries the three kinds of figure DESIGN §7 asks for, because label accuracy alone is
 gameable: recognition (SRA, CRA from the independent judges), fidelity to the source instance
@@ -419,7 +420,8 @@ def _plot_sra_bars(per_style: dict, path: Path, title: str) -> None:
 
 
 def write_summary(reports_dir: Path = REPORTS_DIR) -> Path:
-    reports = [json.loads(p.read_text()) for p in sorted(reports_dir.glob("*/*/report.json"))]
+    """``reports_dir``/summary.md: a row per pair-set report (the suites keep their own summaries)."""
+    reports = [json.loads(p.read_text()) for name in SETS for p in sorted((reports_dir / name).glob("*/report.json"))]
     order = {name: i for i, name in enumerate(STYLIZER_NAMES)}
     reports.sort(key=lambda r: (SETS.index(r["set"]), order.get(r["stylizer"], 99)))
     path = reports_dir / "summary.md"
@@ -438,7 +440,14 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--set", choices=SETS, dest="set_name")
     parser.add_argument(
-        "--suite", choices=("generalization",), help="run every generalization set, raw and product (issue 15)"
+        "--suite",
+        choices=("generalization", "own"),
+        help="generalization: run every generalization set, raw and product (issue 15); own: the same runs "
+        "and measures on the BVH files of --clips (training.evaluation.own_clips)",
+    )
+    parser.add_argument("--clips", type=Path, help="with --suite own: a folder of BVH files (.bvh, .bvh.gz)")
+    parser.add_argument(
+        "--references", type=Path, help="with --suite own: a folder of style references (default examples/clips)"
     )
     parser.add_argument("--limit", type=int, help="only the first N pairs (a quick look; not for reports)")
     parser.add_argument(
@@ -499,13 +508,21 @@ def _run_suite(args, argv) -> int:
         raise SystemExit("the retrieval baseline needs label options; the generalization suite has none")
     stylizer = STYLIZERS[args.stylizer]() if args.config is None else load_stylizer(args.config, args.device)
     label = args.name or args.stylizer or stylizer.name
-    report = suite.run_suite(stylizer, label, limit=args.limit)
+    if args.suite == "own":
+        if args.clips is None:
+            raise SystemExit("--suite own needs --clips FOLDER (BVH files)")
+        try:
+            references = args.references or suite.own_clips.DEFAULT_REFERENCES
+            report = suite.run_own_clips(stylizer, label, args.clips, references)
+        except ValueError as e:
+            raise SystemExit(str(e)) from None
+    else:
+        report = suite.run_suite(stylizer, label, limit=args.limit)
     report["command"] = shlex.join(["python", "-m", "training.evaluate", *argv])
-    out_dir = suite.write_suite_report(report, args.out / "generalization" / label)
+    folder = args.out / ("generalization" if args.suite == "generalization" else "own_clips")
+    out_dir = suite.write_suite_report(report, folder / label)
     print(suite.suite_table([report]))
-    print(
-        f"{report['seconds']:.0f} s; report in {out_dir}; summary: {suite.write_suite_summary(args.out / 'generalization')}"
-    )
+    print(f"{report['seconds']:.0f} s; report in {out_dir}; summary: {suite.write_suite_summary(folder)}")
     return 0
 
 

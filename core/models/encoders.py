@@ -69,7 +69,7 @@ from ..ops.features import (
     ROTATIONS,
 )
 from ..ops.rotations import matrix_to_sixd, sixd_to_matrix
-from .erasure import apply_eraser, erase
+from .erasure import erase
 
 VIEWS = ("joint", "velocity", "bone")
 NUM_NODES = NUM_BODY_JOINTS + 1  # 21 body joints + the root node
@@ -426,7 +426,7 @@ class Encoders:
         for name, eraser in self.erasers.items():
             mean = torch.as_tensor(eraser["mean"], device=features.device)
             projection = torch.as_tensor(eraser["projection"], device=features.device)
-            out[name] = erase(out[name], mean, projection)
+            out[name] = erase_codes(name, out[name], mean, projection)
         return out
 
     @torch.no_grad()
@@ -454,7 +454,7 @@ class Encoders:
         c = self.config
         for name, eraser in self.erasers.items():
             if out[name]:
-                out[name] = [apply_eraser(v, eraser) for v in out[name]]
+                out[name] = [erase_codes(name, v, eraser["mean"], eraser["projection"]) for v in out[name]]
         empty = {
             "content": (0, features.shape[1] // c.content_stride, c.content_dim),
             "style": (0, c.style_dim),
@@ -463,6 +463,15 @@ class Encoders:
         return {
             k: np.concatenate(v).astype(np.float32) if v else np.zeros(empty[k], np.float32) for k, v in out.items()
         }
+
+
+def erase_codes(name: str, codes, mean, projection):
+    """``codes`` of one kind (numpy or torch, with ``mean`` and ``projection`` of the same kind) less
+    their fitted label directions. The group codes (..., 6, Dg) are erased as one vector per
+    window, so no linear read-out of any group, nor of all of them together, finds what was erased."""
+    if name != "groups":
+        return erase(codes, mean, projection)
+    return erase(codes.reshape(*codes.shape[:-2], -1), mean, projection).reshape(codes.shape)
 
 
 def checkpoint_paths(path_stem) -> tuple[Path, Path]:
@@ -479,7 +488,7 @@ def save_encoders(
 ) -> tuple[Path, Path]:
     """Write ``<stem>.safetensors`` (tensors) and ``<stem>.json``; returns both paths.
 
-    ``erasers``: {"content" | "style": dict(mean, projection)} linear erasers encode() applies.
+    ``erasers``: {"content" | "style" | "groups": dict(mean, projection)} linear erasers encode() applies.
 
     The JSON holds everything in ``config`` (training command, commit, split, ...) plus ``format``,
     ``encoder`` (the modules' EncoderConfig), ``feature_version``, ``feature_dim``, ``stats``

@@ -232,8 +232,9 @@ def check_rig(rig: Rig) -> None:
         bone = rig.mapping[f"UpperLeg_{raised[0]}"]
         raise RigError(
             f"rig {rig.name!r}: at rest the legs point up from the hips (UpperLeg_{raised[0]}, bone {bone!r}), so "
-            "which way each leg comes down is unknown; give the armature a rest pose with the legs down, or read a "
-            "BVH file's rig with its motion (core.retarget.matching.rig_for_skeleton)"
+            "which way each leg comes down is unknown; give the armature a rest pose with the legs down or an action "
+            "(the add-on stands it as the action shows), or read a BVH file's rig with its motion "
+            "(core.retarget.matching.rig_for_skeleton)"
         )
     height = standing_pelvis_height(rig)
     if not (np.isfinite(height) and height > 0):

@@ -76,6 +76,7 @@ def main():
     parser = addon_script_parser()
     parser.add_argument("--mode", default="legacy", choices=("legacy", "extension"))
     parser.add_argument("--faults", action="store_true")
+    parser.add_argument("--standing-bvh", required=True, help="an uncompressed BVH whose zero pose raises the legs")
     args = parser.parse_args()
 
     import bpy
@@ -181,6 +182,7 @@ def main():
 
     out["panel_operators"] = panel_operators(content)
     out["mapping"] = mapping_editor(mst, module_name, content, source, style)
+    out["standing_bvh"] = standing_bvh(module_name, args.standing_bvh)
     out["metarig"] = other_rig(mst, module_name, content, source, args.content, style, prefs)
 
     if args.faults:
@@ -309,6 +311,34 @@ def mapping_editor(mst, module_name, content, source, style) -> dict:
     new = mst.stylize(twin, None, style, weights={"left_arm": 0.0})
     entry["stylized"] = new.name
     entry["result_assigned"] = twin.animation_data.action == new
+    return entry
+
+
+def standing_bvh(module_name, path) -> dict:
+    """A BVH whose zero pose raises the legs (Character Creator's), imported by Blender's importer:
+    the rig the add-on reads (stood as its action shows, on the lowest foot joint) carries the clip
+    onto the canonical skeleton as the runtime's reading of the same file does."""
+    mod = lambda name: importlib.import_module(f"{module_name}.{name}")
+    retarget, canonical_rig = mod("core.retarget.retarget").retarget, mod("core.retarget.presets").canonical_rig
+    obj = import_bvh(path)
+    setup = mod("rig_setup").rig_setup(obj)
+    entry = {"error": setup.error, "raised_at_rest": None}
+    if setup.rig is None:
+        return entry
+    plain = mod("core.retarget.rig").Rig(setup.rig.skeleton, setup.rig.mapping, up_axis=setup.rig.up_axis)
+    entry["raised_at_rest"] = mod("core.retarget.retarget").raised_legs(plain)
+    arrays = mod("action_io").read_action(obj)
+    motion = mod("core.motion.motion").Motion(
+        setup.rig.skeleton, arrays["rotations"], arrays["translations"], arrays["fps"]
+    )
+    in_blender = retarget(motion, setup.rig, canonical_rig()).world()
+    bvh = mod("core.io.bvh").read_bvh(path)
+    from_file = retarget(bvh, mod("core.retarget.matching").rig_for_skeleton(bvh.skeleton, motion=bvh), canonical_rig())
+    from_file = from_file.world()
+    entry["vs_file_rad"] = float(quat_angle(mod("action_io"), in_blender[0], from_file[0]).max())
+    entry["vs_file_cm"] = float(np.linalg.norm(in_blender[1] - from_file[1], axis=-1).max())
+    bpy_data = importlib.import_module("bpy").data
+    bpy_data.objects.remove(obj)
     return entry
 
 

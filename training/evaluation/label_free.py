@@ -349,6 +349,24 @@ def pace(source: Motion, output: Motion, reference: Motion) -> dict[str, float]:
     return result
 
 
+def foot_excursion(motion: Motion) -> float:
+    """How far the feet swing about the pelvis (cm): per ankle, the 5th-95th percentile range of its
+    ground-plane offset from the pelvis along that offset's main direction (the stride's), averaged
+    over both ankles. The root's travel does not enter, so an in-place clip and the same clip with its
+    root motion compare: a stylizer that shuffles in place shrinks it."""
+    _, pos = motion.world()
+    planar = [a for a in range(3) if a != UP_AXIS]
+    pelvis = pos[:, motion.skeleton.index(PELVIS), planar]
+    ranges = []
+    for ankle in CONTACT_JOINTS[::2]:
+        offset = pos[:, motion.skeleton.index(ankle), planar] - pelvis
+        offset = offset - offset.mean(axis=0)
+        direction = np.linalg.svd(offset, full_matrices=False)[2][0]
+        along = offset @ direction
+        ranges.append(np.percentile(along, 95) - np.percentile(along, 5))
+    return float(np.mean(ranges))
+
+
 # --------------------------------------------------------------------------- feet
 
 

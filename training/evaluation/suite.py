@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ from core.ops.features import motion_to_features
 from core.runtime import RigMotion, stylize_rig_motion, to_canonical
 from core.stylize.request import StyleRequest
 from training.evaluation import label_free as L
+from training.evaluation import own_clips
 from training.evaluation.generalization_sets import (
     SETS,
     Entry,
@@ -50,6 +52,7 @@ RUNS = ("raw", "product")
 POST_PROCESS_OFF = {"keep_path": False, "smooth": 0.0}
 # label_free.events_in names an event; event_retention names the peak that shows it
 SCALE_CLIPS = 280  # real training takes the style-shift unit is measured on (4 per content x style cell)
+EXCURSION_FLOOR_CM = 5.0  # feet that swing less than this about the pelvis (a wave) have no stride to keep
 PEAK_OF_EVENT = {"jump": "pelvis_rise", "kick": "foot_height", "raised_hand": "hand_rise"}
 
 
@@ -94,8 +97,9 @@ def stylize_entry(stylizer, content: RigMotion, reference: RigMotion) -> dict[st
     }
 
 
-def measure_pair(source: Motion, reference: Motion, output: Motion, scale: np.ndarray) -> dict:
-    """Every label-free figure of one output; event and seam figures only where the source has them."""
+def measure_pair(source: Motion, reference: Motion, output: Motion, scale: np.ndarray | None) -> dict:
+    """Every label-free figure of one output; event and seam figures only where the source has them,
+    style shift only with a ``scale``."""
     row = {**L.pace(source, output, reference), **L.feet(source, output)}
     row.update({f"off_hinge_{k}_deg": v for k, v in L.off_hinge_deg(output).items()})
     row.update({f"limit_violations_{k}": v for k, v in L.joint_limit_violations(output).items()})
@@ -106,8 +110,9 @@ def measure_pair(source: Motion, reference: Motion, output: Motion, scale: np.nd
         row.update({f"retention_{peak}": retention[peak] for peak in events})
     if L.is_cyclic(source):
         row["seam_added_cm"] = L.loop_seam(output) - L.loop_seam(source)
-    shift = L.style_shift(source, reference, output, scale)
-    row["style_shift"], row["style_toward"] = shift["fraction"], shift["toward"]
+    if scale is not None:
+        shift = L.style_shift(source, reference, output, scale)
+        row["style_shift"], row["style_toward"] = shift["fraction"], shift["toward"]
     return row
 
 
@@ -166,11 +171,24 @@ class Judges:
 
 
 def run_set(stylizer, name: str, judges: Judges, scale: np.ndarray, limit: int | None = None, log=print) -> list[dict]:
-    """Rows (one per entry and run) of one set: its pairs, then its self-reference runs."""
+    """Rows (one per entry and run) of one committed set: its pairs, then its self-reference runs."""
     pairs = load_generalization_set(name)[:limit]
-    selves = self_reference_entries(pairs)
+    return run_entries(stylizer, name, pairs, self_reference_entries(pairs), judges, scale, log)
+
+
+def with_root_motion(entry: Entry) -> Entry:
+    """The entry with its content clip as captured (root motion kept): what the same reference does
+    to the clip when it travels is the yardstick of what it does in place."""
+    return Entry(f"{entry.id}-root-motion", entry.subject, replace(entry.content, in_place=False), entry.reference)
+
+
+def run_entries(
+    stylizer, name: str, pairs: list[Entry], selves: list[Entry], judges: Judges | None, scale, log=print
+) -> list[dict]:
+    """Rows of the ``pairs`` and the ``selves`` (self-reference runs) as set ``name``; ``judges``
+    None: no judged labels; ``scale`` None: no style shift."""
     motions, seconds = {}, {}
-    for entry in pairs + selves:
+    for entry in pairs + selves + [with_root_motion(e) for e in pairs if e.content.in_place]:
         t0 = time.perf_counter()
         motions[entry.id] = stylize_entry(stylizer, *entry_motions(entry))
         seconds[entry.id] = time.perf_counter() - t0
@@ -178,10 +196,14 @@ def run_set(stylizer, name: str, judges: Judges, scale: np.ndarray, limit: int |
     for kind, entries in (("pair", pairs), ("self", selves)):
         for entry in entries:
             m = motions[entry.id]
-            judged = judges.score(entry, [m[run] for run in RUNS]) if kind == "pair" else [{}, {}]
+            outputs = [m[run] for run in RUNS]
+            judged = judges.score(entry, outputs) if kind == "pair" and judges else [{} for _ in RUNS]
             for run, labels in zip(RUNS, judged):
                 if kind == "pair":
                     figures = measure_pair(m["source"], m["reference"], m[run], scale)
+                    rooted = motions.get(with_root_motion(entry).id, {}).get(run)
+                    if rooted is not None and L.foot_excursion(rooted) >= EXCURSION_FLOOR_CM:
+                        figures["excursion_vs_root_motion"] = L.foot_excursion(m[run]) / L.foot_excursion(rooted)
                 else:
                     figures = L.self_reference(m["source"], m[run])
                 rows.append({"set": name, "id": entry.id, "kind": kind, "run": run, **figures, **labels})
@@ -200,6 +222,7 @@ SUMMARY = (
     ("retention_hand_rise", "median", "pair", "retention_hand_rise"),
     ("distance_vs_source", "median", "pair", "distance_vs_source"),
     ("cadence_vs_source", "median", "pair", "cadence_vs_source"),
+    ("excursion_vs_root_motion", "median", "pair", "excursion_vs_root_motion"),
     ("distance_vs_reference", "median", "pair", "distance_vs_reference"),
     ("cadence_vs_reference", "median", "pair", "cadence_vs_reference"),
     ("stance_height_change_cm", "median", "pair", "stance_height_change_cm"),
@@ -240,10 +263,27 @@ def run_suite(stylizer, label: str, sets=SETS, limit: int | None = None, log=pri
     started = time.perf_counter()
     judges, scale = Judges(), descriptor_scale_of_real_clips()
     rows = [row for name in sets for row in run_set(stylizer, name, judges, scale, limit, log)]
+    return _report("generalization", label, list(sets), limit, started, rows)
+
+
+def run_own_clips(
+    stylizer, label: str, clips: Path, references: Path = own_clips.DEFAULT_REFERENCES, log=print
+) -> dict:
+    """The suite's runs and measures on a folder of anyone's BVH files (training.evaluation.own_clips)."""
+    started = time.perf_counter()
+    pairs, selves = own_clips.own_entries(clips, references)
+    scale = descriptor_scale_of_real_clips() if own_clips.has_training_data() else None
+    rows = run_entries(stylizer, own_clips.OWN, pairs, selves, None, scale, log)
+    report = _report(own_clips.OWN, label, [own_clips.OWN], None, started, rows)
+    report["clips"], report["references"] = str(clips), str(references)
+    return report
+
+
+def _report(suite: str, label: str, sets: list[str], limit: int | None, started: float, rows: list[dict]) -> dict:
     return {
-        "suite": "generalization",
+        "suite": suite,
         "stylizer": label,
-        "sets": list(sets),
+        "sets": sets,
         "limit": limit,
         "seconds": time.perf_counter() - started,
         "summary": summarise(rows),
@@ -260,6 +300,7 @@ TABLE_FIGURES = (
     ("hand rise kept", "retention_hand_rise", ".2f"),
     ("dist / src", "distance_vs_source", ".2f"),
     ("cadence / src", "cadence_vs_source", ".2f"),
+    ("excursion / with root", "excursion_vs_root_motion", ".2f"),
     ("stance Δh cm", "stance_height_change_cm", "+.1f"),
     ("skate out / src", ("skate_output", "skate_source"), ".1f"),
     ("contact F1", "contact_f1", ".2f"),
@@ -285,7 +326,7 @@ def suite_table(reports: list[dict]) -> str:
     """One markdown table: a row per set, stylizer and run."""
     header = ["set", "stylizer", "run", *(name for name, _, _ in TABLE_FIGURES)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name in SETS:
+    for name in dict.fromkeys(n for report in reports for n in report["sets"]):
         for report in reports:
             for run in RUNS:
                 figures = report["summary"].get(name, {}).get(run)
