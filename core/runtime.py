@@ -29,7 +29,7 @@ import numpy as np
 from .errors import RequestError
 from .motion.canonical import BODY_GROUPS
 from .motion.motion import Motion
-from .ops.cleanup import CLEANUP_CONTACT_SPEED_CM_PER_S, clean_foot_contacts, detect_contacts
+from .ops.cleanup import CLEANUP_CONTACT_SPEED_CM_PER_S, clean_foot_contacts, detect_contacts, in_place_ground
 from .ops.contacts import CONTACT_HEIGHT_MARGIN_CM
 from .ops.features import FEATURE_FPS
 from .ops.resample import resample, sample_frames
@@ -202,11 +202,18 @@ def clean_stylized(
     if not settings.enabled or not feet:
         return stylized
     if stylized.num_frames == content.num_frames:
-        contacts = detect_contacts(content, settings.height, settings.speed)
+        ground = in_place_ground(content)  # an in-place clip's feet are planted on moving ground
+        contacts = detect_contacts(content, settings.height, settings.speed, ground)
     else:
-        contacts = None
+        ground = contacts = None
     cleaned, _ = clean_foot_contacts(
-        stylized, contacts, height_margin=settings.height, speed_threshold=settings.speed, feet=feet, progress=progress
+        stylized,
+        contacts,
+        height_margin=settings.height,
+        speed_threshold=settings.speed,
+        feet=feet,
+        progress=progress,
+        ground=ground,
     )
     return cleaned
 

@@ -16,6 +16,7 @@ from core.ops.cleanup import (
     contact_spans,
     detect_contacts,
     hinge_leg_ik,
+    in_place_ground,
     pin_goals,
 )
 from core.ops.rotations import axis_quat, quat_angle, quat_conj, quat_mul, quat_normalize, quat_rotate
@@ -369,3 +370,43 @@ def test_runtime_weight_zero_guarantees_hold_with_cleanup(rig_clips):
     np.testing.assert_array_equal(out.rotations[:, left], content.motion.rotations[:, left])
     right = [content.rig.bone(n) for n in LEGS["right"][:3]]
     assert quat_angle(out.rotations[:, right], content.motion.rotations[:, right]).max() > 0.01
+
+
+# ------------------------------------------------------------------------- clips exported in place
+
+
+def test_only_a_gait_held_in_place_has_moving_ground():
+    """in_place_ground: a walk and a run held in place slide their planted feet back (moving
+    ground, at about their own speed); the same clips travelling and a wave in place do not."""
+    from training.evaluation.generalization_clips import hold_pelvis_in_place
+
+    for name in ("dataset-2_walk_normal_001.bvh.gz", "dataset-2_run_normal_001.bvh.gz"):
+        clip = canonical_clip(name)
+        assert in_place_ground(clip) is None
+        ground = in_place_ground(hold_pelvis_in_place(clip))
+        assert ground is not None and ground.shape == (clip.num_frames, 3)
+        speed = np.linalg.norm(ground[-1] - ground[0]) / ((clip.num_frames - 1) / clip.fps)
+        assert speed > 80.0, (name, speed)  # cm/s: a walk's pace or more, backwards under the body
+    assert in_place_ground(canonical_clip("dataset-2_wave-both-hands_normal_001.bvh.gz")) is None
+
+
+def test_an_in_place_walk_keeps_its_contacts_through_the_cleanup():
+    """Cleaned on its moving ground, a walk held in place keeps its contacts (the measure's F1 on
+    still ground) and its planted feet stand still on that ground; read on still ground, the
+    cleanup finds fewer contacts and leaves the treadmill's slide to the motion."""
+    from training.evaluation import label_free as L
+    from training.evaluation.generalization_clips import hold_pelvis_in_place
+
+    walk = hold_pelvis_in_place(canonical_clip(PAIRS[0][0]))
+    ground = in_place_ground(walk)
+    on_ground = detect_contacts(walk, speed_threshold=CLEANUP_CONTACT_SPEED_CM_PER_S, ground=ground)
+    still = detect_contacts(walk, speed_threshold=CLEANUP_CONTACT_SPEED_CM_PER_S)
+    assert on_ground.sum() > 2 * still.sum()
+    clean, _ = clean_foot_contacts(walk, on_ground, ground=ground)
+    assert L.contact_f1(walk, clean) >= 0.95
+    ankles = clean.world()[1][:, [JOINT_NAMES.index("Foot_L"), JOINT_NAMES.index("Foot_R")]] - ground[:, None]
+    for column, ankle in zip((0, 2), np.moveaxis(ankles, 1, 0)):
+        for start, stop in contact_spans(on_ground[:, column]):
+            assert np.ptp(ankle[start:stop, [0, 2]], axis=0).max() < 1.0  # cm: held on the moving ground
+    with pytest.raises(ValueError, match="ground must be"):
+        clean_foot_contacts(walk, on_ground, ground=ground[1:])

@@ -23,6 +23,11 @@ canonical motion (Y up, cm) and per-frame contact labels of the heel (ankle, ``F
   ankle rotation, capped at ``MAX_TOE_TURN_RAD``); where only the toe is pinned (toe-off) the ankle
   goal is the toe's correction applied to the whole foot, so the foot keeps its own rotation.
 
+A clip exported in place (``in_place_ground``) has no still ground: its planted foot slides back
+under the body like a treadmill's. There the contacts are read, and the pins held, on the ground as
+it moves under the clip (core.ops.contacts.ground_drift of the source): a planted foot slides with
+that ground, as the source's does, instead of being held still or left to skate.
+
 Only the local rotations of UpperLeg, LowerLeg and Foot of a cleaned leg change, and only on frames
 with a non-zero pin weight; every other value (the pelvis and its trajectory, the torso, the arms,
 the toes' local rotation, every translation and so every bone length) is returned bit for bit.
@@ -37,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..motion.canonical import CONTACT_JOINTS
+from ..motion.canonical import CONTACT_JOINTS, PELVIS
 from ..motion.motion import Motion
 from .contacts import (
     CONTACT_HEIGHT_MARGIN_CM,
@@ -46,6 +51,7 @@ from .contacts import (
     SKATE_HEIGHT_CM,
     foot_contacts,
     foot_skate,
+    ground_drift,
 )
 from .rotations import axis_quat, quat_between, quat_conj, quat_mul, quat_normalize, quat_rotate, quat_slerp
 
@@ -59,6 +65,8 @@ CLEANUP_CONTACT_SPEED_CM_PER_S = CONTACT_SPEED_CM_PER_S
 
 UP_AXIS = 1
 PLANAR_AXES = (0, 2)
+IN_PLACE_EXTENT_CM = 25.0  # a pelvis that never strays farther than this from its median spot stays in place
+TREADMILL_SPEED_CM_S = 20.0  # ground under an in-place clip moving slower than this on average stands still
 BLEND_FRAMES = 4  # at 30 fps: about 0.13 s in and out
 MERGE_GAP_FRAMES = 2  # contact gaps this short are label flicker on a planted foot: pinned through
 REACH = 0.999  # a goal farther than this share of the leg's length is pulled back to it
@@ -111,14 +119,34 @@ class CleanupReport:
         }
 
 
+def in_place_ground(motion: Motion) -> np.ndarray | None:
+    """(F, 3) ground drift (core.ops.contacts.ground_drift) of a clip whose pelvis stays within
+    IN_PLACE_EXTENT_CM of its median spot on the floor while its planted feet slide back at
+    TREADMILL_SPEED_CM_S or more on average (a walk or run exported in place); None for a clip that
+    travels or stands still (a wave, a turn on the spot), whose ground stands still."""
+    _, positions = motion.world()
+    pelvis = positions[:, motion.skeleton.index(PELVIS)][:, PLANAR_AXES]
+    if np.linalg.norm(pelvis - np.median(pelvis, axis=0), axis=1).max() >= IN_PLACE_EXTENT_CM:
+        return None
+    drift = ground_drift(positions[:, [motion.skeleton.index(n) for n in CONTACT_JOINTS]], UP_AXIS)
+    seconds = max(motion.num_frames - 1, 1) / motion.fps
+    return drift if np.linalg.norm(drift[-1] - drift[0]) / seconds >= TREADMILL_SPEED_CM_S else None
+
+
 def detect_contacts(
-    motion: Motion, height_margin: float = CONTACT_HEIGHT_MARGIN_CM, speed_threshold: float = CONTACT_SPEED_CM_PER_S
+    motion: Motion,
+    height_margin: float = CONTACT_HEIGHT_MARGIN_CM,
+    speed_threshold: float = CONTACT_SPEED_CM_PER_S,
+    ground: np.ndarray | None = None,
 ) -> np.ndarray:
     """Contact labels (F, 4) of CONTACT_JOINTS (heel and toe, left then right) of a motion in cm,
-    Y up: core.ops.contacts.foot_contacts with these thresholds."""
+    Y up: core.ops.contacts.foot_contacts with these thresholds, on the ground ``ground`` (F, 3)
+    has moved to (in_place_ground; None: still ground)."""
     _, positions = motion.world()
-    joints = [motion.skeleton.index(n) for n in CONTACT_JOINTS]
-    return foot_contacts(positions, joints, motion.fps, height_margin, speed_threshold, up_axis=UP_AXIS)
+    feet = positions[:, [motion.skeleton.index(n) for n in CONTACT_JOINTS]]
+    if ground is not None:
+        feet = feet - ground[:, None]
+    return foot_contacts(feet, range(len(CONTACT_JOINTS)), motion.fps, height_margin, speed_threshold, up_axis=UP_AXIS)
 
 
 def contact_spans(mask: np.ndarray, merge_gap: int = MERGE_GAP_FRAMES) -> list[tuple[int, int]]:
@@ -165,6 +193,14 @@ def pin_goals(positions: np.ndarray, spans: list[tuple[int, int]], blend_frames:
     active = total > 0
     goal[active] = weighted[active] / total[active, None]
     return np.minimum(total, 1.0), goal
+
+
+def _pins_on_ground(positions, spans, blend_frames, ground) -> tuple[np.ndarray, np.ndarray]:
+    """pin_goals held still on a moving ground (F, 3) and carried along with it; None: still ground."""
+    if ground is None:
+        return pin_goals(positions, spans, blend_frames)
+    weight, goal = pin_goals(positions - ground, spans, blend_frames)
+    return weight, goal + ground
 
 
 def _unit(v: np.ndarray, eps: float = 1e-9) -> tuple[np.ndarray, np.ndarray]:
@@ -328,6 +364,7 @@ def clean_foot_contacts(
     blend_frames: int = BLEND_FRAMES,
     feet=("left", "right"),
     progress: Callable[[int, int], None] | None = None,
+    ground: np.ndarray | None = None,
 ) -> tuple[Motion, CleanupReport]:
     """The motion with its feet pinned during contact (see the module doc) and a report.
 
@@ -339,6 +376,8 @@ def clean_foot_contacts(
     feet: which legs to clean ("left", "right"); the others are left exactly as they are.
     progress: called as ``progress(done, count)`` after each CHUNK_FRAMES frames of each leg's
     IK (a long take's cleanup reports and can be cancelled as it goes; it may raise).
+    ground: (F, 3) where the ground has moved to by each frame (in_place_ground of the source of an
+    in-place clip): pins hold still on that ground; None: on still ground.
     """
     if not (np.isfinite(height_margin) and height_margin > 0):
         raise ValueError(f"contact height margin must be a positive number of cm, got {height_margin}")
@@ -351,8 +390,10 @@ def clean_foot_contacts(
         raise ValueError(f"unknown feet {unknown}; feet are {list(LEGS)}")
     skeleton = motion.skeleton
     frames = motion.num_frames
+    if ground is not None and np.shape(ground) != (frames, 3):
+        raise ValueError(f"ground must be ({frames}, 3), got {np.shape(ground)}")
     if contacts is None:
-        labels = detect_contacts(motion, height_margin, speed_threshold)
+        labels = detect_contacts(motion, height_margin, speed_threshold, ground)
     else:
         labels = np.asarray(contacts)
         labels = labels > 0.5 if labels.dtype != bool else labels
@@ -377,8 +418,8 @@ def clean_foot_contacts(
             pinned[start:stop] = True
         report.contact_frames[foot] = int(pinned.sum())
         report.clamped_frames[foot] = 0
-        w_heel, heel_goal = pin_goals(world_pos[:, ankle_j], heel_spans, int(blend_frames))
-        w_toe, toe_goal = pin_goals(world_pos[:, toe_j], toe_spans, int(blend_frames))
+        w_heel, heel_goal = _pins_on_ground(world_pos[:, ankle_j], heel_spans, int(blend_frames), ground)
+        w_toe, toe_goal = _pins_on_ground(world_pos[:, toe_j], toe_spans, int(blend_frames), ground)
         active = (w_heel > 0) | (w_toe > 0)
         # The side the knee bends to, over the whole motion: a frame's own flips as the leg straightens.
         side = bend_side(*leg_bones(world_rot[:, upper], world_pos, (upper, lower, ankle_j))) if active.any() else 1.0

@@ -56,3 +56,20 @@ def foot_skate(
     step = np.linalg.norm(np.diff(feet[..., planar_axes], axis=0), axis=-1)
     near = feet[:-1, :, up_axis] - ground_height < height_threshold
     return float(step[near].mean()) if near.any() else 0.0
+
+
+def ground_drift(feet: np.ndarray, up_axis: int = 1) -> np.ndarray:
+    """(F, 3): where still ground under a clip has moved to by each frame, from foot joint
+    positions (F, K, 3): each frame it moves by the planar step of the joint lowest on that frame.
+    A clip exported in place (root motion removed, as game tools do) slides its planted foot back
+    under the body like a treadmill; seen from this ground, that foot stands still and a swinging
+    one moves at its speed over the ground. On a travelling clip the lowest joint is a planted one,
+    so the drift stays near zero, except over a run's flight phases: callers use it on clips that
+    stay in place."""
+    if len(feet) < 2:
+        return np.zeros((len(feet), 3))
+    lowest = feet[:-1, :, up_axis].argmin(axis=1)
+    frames = np.arange(len(feet) - 1)
+    step = feet[frames + 1, lowest] - feet[frames, lowest]
+    step[:, up_axis] = 0.0
+    return np.concatenate([np.zeros((1, 3)), np.cumsum(step, axis=0)])

@@ -30,7 +30,7 @@ import numpy as np
 
 from core.motion.canonical import CONTACT_JOINTS, PELVIS, PLACEMENT_ROOT
 from core.motion.motion import Motion
-from core.ops.contacts import FLOOR_PERCENTILE, foot_contacts, joint_speeds
+from core.ops.contacts import FLOOR_PERCENTILE, foot_contacts, ground_drift, joint_speeds
 from core.ops.features import FEATURE_FPS, heading_angles, pelvis_left_axis
 from core.ops.rotations import cross, quat_mul, quat_rotate, quat_to_sixd, yaw_quat
 from training.evaluation.measures import (
@@ -226,18 +226,13 @@ def contacts_of(motion: Motion) -> np.ndarray:
     """Contact labels (F, 4) in CONTACT_JOINTS order: ``motion_contacts`` (low and slow). A clip that
     does not travel (STATIONARY_SPEED_CM_S) may be a walk exported in place (root motion removed, as
     game tools do), whose planted foot slides back under the body at walking speed: a treadmill the
-    speed rule reads as never planted. Its feet are first put back on still ground: every frame
-    moves them by the planar step of the joint lowest on that frame, so a planted joint stands still
-    and a swinging one moves at its speed over the ground (a clip whose lowest joint stands still,
-    as in a wave, is unchanged)."""
+    speed rule reads as never planted. Its feet are first put back on still ground
+    (core.ops.contacts.ground_drift; a clip whose lowest joint stands still, as in a wave, is
+    unchanged)."""
     if travelled_distance(motion) / _duration(motion) >= STATIONARY_SPEED_CM_S:
         return motion_contacts(motion)
     feet = motion.world()[1][:, [motion.skeleton.index(n) for n in CONTACT_JOINTS]]
-    lowest = feet[:-1, :, UP_AXIS].argmin(axis=1)
-    frames = np.arange(len(feet) - 1)
-    ground_step = feet[frames + 1, lowest] - feet[frames, lowest]
-    ground_step[:, UP_AXIS] = 0.0
-    on_ground = feet - np.concatenate([np.zeros((1, 3)), np.cumsum(ground_step, axis=0)])[:, None]
+    on_ground = feet - ground_drift(feet, UP_AXIS)[:, None]
     return foot_contacts(on_ground, range(len(CONTACT_JOINTS)), motion.fps)
 
 
