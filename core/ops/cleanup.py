@@ -124,11 +124,11 @@ def in_place_ground(motion: Motion) -> np.ndarray | None:
     IN_PLACE_EXTENT_CM of its median spot on the floor while its planted feet slide back at
     TREADMILL_SPEED_CM_S or more on average (a walk or run exported in place); None for a clip that
     travels or stands still (a wave, a turn on the spot), whose ground stands still."""
-    _, positions = motion.world()
-    pelvis = positions[:, motion.skeleton.index(PELVIS)][:, PLANAR_AXES]
+    _, positions = motion.world_of([motion.skeleton.index(n) for n in (PELVIS, *CONTACT_JOINTS)])
+    pelvis = positions[:, 0][:, PLANAR_AXES]
     if np.linalg.norm(pelvis - np.median(pelvis, axis=0), axis=1).max() >= IN_PLACE_EXTENT_CM:
         return None
-    drift = ground_drift(positions[:, [motion.skeleton.index(n) for n in CONTACT_JOINTS]], UP_AXIS)
+    drift = ground_drift(positions[:, 1:], UP_AXIS)
     seconds = max(motion.num_frames - 1, 1) / motion.fps
     return drift if np.linalg.norm(drift[-1] - drift[0]) / seconds >= TREADMILL_SPEED_CM_S else None
 

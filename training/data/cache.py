@@ -58,11 +58,16 @@ class FeatureCache:
         return np.diff(self.offsets)
 
 
-def cache_stamp(clips: list[Clip], root: Path) -> str:
-    """What the cached numbers depend on: feature layout, cache layout, and which files of which size."""
-    files = [(c.path, (root / c.path).stat().st_size) for c in clips]
-    payload = json.dumps({"feature_version": FEATURE_VERSION, "format": CACHE_FORMAT, "files": files})
+def files_stamp(paths: list[str], root: Path, cache_format: int) -> str:
+    """What a feature cache's numbers depend on: feature layout, the cache's own format, and which
+    files (relative to ``root``) of which size. Shared by every feature cache under .cache/."""
+    files = [(p, (root / p).stat().st_size) for p in paths]
+    payload = json.dumps({"feature_version": FEATURE_VERSION, "format": cache_format, "files": files})
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def cache_stamp(clips: list[Clip], root: Path) -> str:
+    return files_stamp([c.path for c in clips], root, CACHE_FORMAT)
 
 
 def clip_features(path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +104,8 @@ def build_cache(clips: list[Clip], root: Path, path: Path, workers: int = 2, pro
     return cache
 
 
-def _read_stamp(path: Path) -> str | None:
+def read_stamp(path: Path) -> str | None:
+    """The stamp a cache file was written with, or None when it cannot be read."""
     try:
         with safe_open(path, framework="numpy") as f:
             return (f.metadata() or {}).get("stamp")
@@ -127,7 +133,7 @@ def load_cache(
     root = Path(root or data_root())
     clips = list(clips) if clips is not None else load_index(root)
     path = Path(path or cache_dir() / CACHE_FILE)
-    if not rebuild and path.is_file() and _read_stamp(path) == cache_stamp(clips, root):
+    if not rebuild and path.is_file() and read_stamp(path) == cache_stamp(clips, root):
         return read_cache(path)
     return build_cache(clips, root, path, workers, progress)
 

@@ -18,24 +18,24 @@ Build or refresh from the command line: ``python -m training.data.unlabelled [--
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import time
 from pathlib import Path
 
 import numpy as np
-from safetensors import SafetensorError, safe_open
+from safetensors import safe_open
 from safetensors.numpy import save_file
 from tqdm import tqdm
 
 from core.io.atomic import replacing
 from core.io.bvh import read_bvh
 from core.motion.motion import Motion
-from core.ops.features import FEATURE_VERSION, motion_to_features
+from core.ops.features import motion_to_features
 from core.retarget.grounding import grounded
 from core.retarget.matching import rig_for_skeleton
 from core.runtime import RigMotion, to_canonical
+from training.data.cache import files_stamp, read_stamp
 from training.data.paths import cache_dir, data_root
 
 CACHE_FORMAT = 1
@@ -70,11 +70,9 @@ def canonical_clip(path: Path) -> Motion:
 
 
 def cache_stamp(paths: list[str], root: Path) -> str:
-    """What the cached numbers depend on: feature layout, cache layout and reading path, and which
-    files of which size."""
-    files = [(p, (root / p).stat().st_size) for p in paths]
-    payload = json.dumps({"feature_version": FEATURE_VERSION, "format": CACHE_FORMAT, "files": files})
-    return hashlib.sha256(payload.encode()).hexdigest()
+    """What the cached numbers depend on (training.data.cache.files_stamp; CACHE_FORMAT also stands
+    for the reading path)."""
+    return files_stamp(paths, root, CACHE_FORMAT)
 
 
 def build_cache(paths: list[str], root: Path, path: Path, progress: bool) -> tuple[list[str], list[np.ndarray]]:
@@ -93,14 +91,6 @@ def build_cache(paths: list[str], root: Path, path: Path, progress: bool) -> tup
     return ids, features
 
 
-def _stamp_of(path: Path) -> str | None:
-    try:
-        with safe_open(path, framework="numpy") as f:
-            return (f.metadata() or {}).get("stamp")
-    except (OSError, SafetensorError):
-        return None
-
-
 def read_cache(path: Path) -> tuple[list[str], list[np.ndarray]]:
     with safe_open(path, framework="numpy") as f:
         ids = json.loads(f.metadata()["ids"])
@@ -116,7 +106,7 @@ def load_unlabelled_cache(
     root = Path(root or data_root())
     path = Path(path or cache_dir() / CACHE_FILE)
     paths = training_paths(root)
-    if not rebuild and path.is_file() and _stamp_of(path) == cache_stamp(paths, root):
+    if not rebuild and path.is_file() and read_stamp(path) == cache_stamp(paths, root):
         return read_cache(path)
     return build_cache(paths, root, path, progress)
 
